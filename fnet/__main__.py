@@ -1,0 +1,3 @@
+from fnet.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Robust photo decoding: any file a user may point at -> RGB uint8, or an ImageError naming it.
+
+Handles EXIF orientation, grayscale / palette / alpha / CMYK / 16-bit / float images,
+multi-frame files (first frame), truncated and corrupt data, non-images, and
+decompression bombs (pixel count checked from the header, before decoding).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 120_000_000  # 11k x 11k; larger is almost certainly not a photo
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"})
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as a photo. ``str()`` is one line: 'path: reason'."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a photo to an H x W x 3 uint8 RGB array, upright as its EXIF orientation says."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(path, "no such file")
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(path, f"too large: {width} x {height} pixels (limit {max_pixels:,}); resize it first")
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        kind = _signature(path)
+        if kind:
+            raise ImageError(path, f"corrupt or truncated {kind} file") from None
+        raise ImageError(path, "not an image, or a format Pillow cannot read") from None
+    except Image.DecompressionBombError as err:
+        raise ImageError(path, f"too large to decode safely ({err})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        reason = str(err) or type(err).__name__
+        if "truncated" in reason.lower():
+            raise ImageError(path, "truncated file (incomplete download or copy?)") from None
+        raise ImageError(path, f"corrupt or unreadable image ({reason})") from None
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> H x W x 3 uint8 RGB. Alpha is composited onto white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        return _high_depth_to_rgb(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _high_depth_to_rgb(image: Image.Image) -> np.ndarray:
+    """16-bit / 32-bit integer or float grayscale: rescale to 8 bits instead of clipping."""
+    array = np.asarray(image).astype(np.float64)
+    if image.mode == "F":
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        array = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
+    elif array.max(initial=0) > 255:
+        array = array / 257.0  # 0..65535 -> 0..255
+    gray = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG": "PNG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _signature(path: Path) -> str | None:
+    """The format a file's first bytes claim, to tell a damaged image from a non-image."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES

@@ -1,0 +1,52 @@
+"""Shared fixtures: real faces from ../shared/data and the pretrained model, loaded once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fnet
+
+SHARED_DATA = Path(os.environ.get("FNET_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+LFW = SHARED_DATA / "lfw" / "lfw-deepfunneled"
+DEEPFACE = SHARED_DATA / "deepface-unit"
+
+
+def lfw_face(person: str, number: int, crop: int = 120) -> np.ndarray:
+    """A real face crop: the centre of a deep-funneled (roughly aligned) 250 x 250 LFW photo."""
+    path = LFW / person / f"{person}_{number:04d}.jpg"
+    if not path.is_file():
+        pytest.skip(f"LFW data not found at {LFW} (set FNET_SHARED_DATA)")
+    image = fnet.load_image(path)
+    top = (image.shape[0] - crop) // 2
+    left = (image.shape[1] - crop) // 2
+    return image[top : top + crop, left : left + crop]
+
+
+# Ten people with many LFW photos; three photos each.
+PEOPLE = [
+    "George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder",
+    "Ariel_Sharon", "Hugo_Chavez", "Junichiro_Koizumi", "Jean_Chretien", "John_Ashcroft",
+]
+
+
+@pytest.fixture(scope="session")
+def model():
+    return fnet.load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def people_crops() -> tuple[np.ndarray, np.ndarray]:
+    """(crops N x 160 x 160 x 3 uint8, identity labels N) for 10 people x 3 photos."""
+    from PIL import Image
+
+    crops, labels = [], []
+    for label, person in enumerate(PEOPLE):
+        for number in (1, 2, 3):
+            crop = lfw_face(person, number)
+            crops.append(np.asarray(Image.fromarray(crop).resize((160, 160), Image.BILINEAR)))
+            labels.append(label)
+    return np.stack(crops), np.array(labels)

