@@ -18,7 +18,7 @@ import torch
 
 import fnet
 from fnet.core.embedder import standardize
-from fnet.core.pretrained import REGISTRY, locate_source
+from fnet.core.pretrained import REGISTRY
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw/lfw-deepfunneled"
 
@@ -58,7 +58,8 @@ def main() -> None:
     try:
         import cv2
 
-        net = cv2.dnn.readNetFromTensorflow(str(locate_source(REGISTRY["facenet-casia"])))
+        source = REGISTRY["facenet-casia"].source
+        net = cv2.dnn.readNetFromTensorflow(str(source.locate(*source.files)))
         blobs = standardize(torch.from_numpy(crops).permute(0, 3, 1, 2).float(), "fixed").numpy()
 
         def opencv_all() -> None:

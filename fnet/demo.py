@@ -1,4 +1,4 @@
-"""A self-contained tour of the pretrained model on photos that ship with installed packages.
+"""A self-contained tour of the whole pipeline on photos that ship with installed packages.
 
 Grace Hopper (matplotlib's sample photo) against altered copies of herself and against
 Eileen Collins (scikit-image's astronaut photo): the same person should stay within the
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from fnet.alignment import crop_face
+from fnet.align import Aligner
 from fnet.core.embedder import Embedder
 from fnet.io.images import load_image
 
@@ -26,12 +26,11 @@ class Photo:
     who: str
     distribution: str
     resource: str
-    face_box: tuple[int, int, int, int]  # x1, y1, x2, y2, found once by MTCNN
 
 
 PHOTOS = (
-    Photo("Grace Hopper", "matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg", (173, 116, 357, 340)),
-    Photo("Eileen Collins", "scikit-image", "skimage/data/astronaut.png", (182, 63, 269, 174)),
+    Photo("Grace Hopper", "matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    Photo("Eileen Collins", "scikit-image", "skimage/data/astronaut.png"),
 )
 
 
@@ -46,7 +45,7 @@ ALTERATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "JPEG quality 15": lambda im: _jpeg(im, 15),
     "40% darker": lambda im: ImageEnhance.Brightness(im).enhance(0.6),
     "rotated 8 degrees": lambda im: im.rotate(8, resample=Image.BILINEAR),
-    "40 px face, upscaled": lambda im: im.resize((40, 40), Image.BILINEAR).resize(im.size, Image.BILINEAR),
+    "photo shrunk to a 40 px face": lambda im: im.resize((im.width * 2 // 9, im.height * 2 // 9), Image.BILINEAR),
     "grayscale": lambda im: im.convert("L").convert("RGB"),
 }
 
@@ -78,19 +77,25 @@ def photo_path(photo: Photo) -> Path:
     return path
 
 
-def run_demo(model: Embedder) -> list[Comparison]:
-    """Every altered copy against the original (same person), and every Hopper image against Collins."""
-    size = model.info.input_size
-    hopper, collins = (crop_face(load_image(photo_path(p)), p.face_box, size) for p in PHOTOS)
-    altered = {f"Grace Hopper, {name}": np.asarray(change(Image.fromarray(hopper))) for name, change in ALTERATIONS.items()}
-    names = ["Grace Hopper", *altered]
-    emb = model.embed(np.stack([hopper, *altered.values(), collins]))
-    hopper_embs, collins_emb = dict(zip(names, emb[:-1])), emb[-1]
+def run_demo(model: Embedder, aligner: Aligner) -> list[Comparison]:
+    """Every altered photo against the original (same person), and every Hopper photo against Collins.
 
-    def compare(first: str, second: str, a: np.ndarray, b: np.ndarray, same: bool) -> Comparison:
-        distance = float(((a - b) ** 2).sum())
+    Each photo goes through the whole pipeline: face detection, alignment, embedding.
+    """
+    hopper, collins = (load_image(photo_path(p)) for p in PHOTOS)
+    photos = {"Grace Hopper": hopper}
+    photos.update({f"Grace Hopper, {name}": np.asarray(change(Image.fromarray(hopper))) for name, change in ALTERATIONS.items()})
+    photos["Eileen Collins"] = collins
+    crops = []
+    for name, faces in zip(photos, aligner.align(list(photos.values()))):
+        if not faces:
+            raise DemoDataMissing(f"no face found in the demo photo '{name}'")
+        crops.append(faces[0].crop)
+    emb = dict(zip(photos, model.embed(np.stack(crops))))
+
+    def compare(first: str, second: str, same: bool) -> Comparison:
+        distance = float(((emb[first] - emb[second]) ** 2).sum())
         return Comparison(first, second, distance, same, distance <= model.info.threshold)
 
-    rows = [compare(names[0], name, hopper_embs[names[0]], hopper_embs[name], True) for name in names[1:]]
-    rows += [compare(name, "Eileen Collins", e, collins_emb, False) for name, e in hopper_embs.items()]
-    return rows
+    hoppers = [name for name in photos if name.startswith("Grace")]
+    return [compare(hoppers[0], name, True) for name in hoppers[1:]] + [compare(name, "Eileen Collins", False) for name in hoppers]

@@ -10,7 +10,7 @@ import torch
 from fnet.core.checkpoint import load_checkpoint
 from fnet.core.embedder import Embedder
 from fnet.core.models import create_model
-from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, canonical_name, pretrained_checkpoint
+from fnet.core.pretrained import DEFAULT_MODEL, is_pretrained_name, pretrained_checkpoint
 
 
 def load_model(
@@ -21,8 +21,7 @@ def load_model(
 ) -> Embedder:
     """The default pretrained model, a named one (``fnet models``), or an fnet checkpoint file."""
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
-    is_named = any(name == key or name in s.aliases for key, s in REGISTRY.items())
-    path = pretrained_checkpoint(canonical_name(name)) if is_named else Path(name)
+    path = pretrained_checkpoint(name) if is_pretrained_name(name) else Path(name)
     state, info = load_checkpoint(path)
     module = create_model(info.architecture, embedding_dim=info.embedding_dim)
     module.load_state_dict(state)

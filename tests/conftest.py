@@ -50,3 +50,17 @@ def people_crops() -> tuple[np.ndarray, np.ndarray]:
             crops.append(np.asarray(Image.fromarray(crop).resize((160, 160), Image.BILINEAR)))
             labels.append(label)
     return np.stack(crops), np.array(labels)
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from fnet.core.detector import FaceDetector
+
+    return FaceDetector(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def aligner(detector):
+    from fnet.align import AlignSettings, Aligner
+
+    return Aligner(detector, AlignSettings(pick="all"))

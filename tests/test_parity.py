@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from fnet.core.embedder import standardize
-from fnet.core.pretrained import REGISTRY, locate_source
+from fnet.core.pretrained import REGISTRY
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (in the dev extra) is the parity oracle")
 
 
 @pytest.fixture(scope="module")
 def opencv_net():
-    return cv2.dnn.readNetFromTensorflow(str(locate_source(REGISTRY["facenet-casia"])))
+    source = REGISTRY["facenet-casia"].source
+    return cv2.dnn.readNetFromTensorflow(str(source.locate(*source.files)))
 
 
 def opencv_embed(net, crops: np.ndarray) -> np.ndarray:

