@@ -153,7 +153,10 @@ class FaceDetector:
         if self.device.type == "cpu":
             configure_cpu_threads()
         state = load_file(str(mtcnn_weights()))
-        self.pnet, self.rnet, self.onet = (net.eval().to(self.device) for net in (PNet(), RNet(), ONet()))
+        # channels_last: twice as fast for P-Net's wide, shallow convolutions on CPU
+        self.pnet, self.rnet, self.onet = (
+            net.eval().to(self.device, memory_format=torch.channels_last) for net in (PNet(), RNet(), ONet())
+        )
         for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
             net.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(name + ".")})
 
@@ -172,10 +175,11 @@ class FaceDetector:
         return self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
 
     def _normalized(self, image: np.ndarray) -> torch.Tensor:
+        """H x W x 3 uint8 -> (3, H, W) float in [-1, 1], a view of HWC memory (what the pyramid reads)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"images must be H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
-        tensor = torch.from_numpy(np.array(image, copy=not image.flags.writeable)).to(self.device).permute(2, 0, 1).float()
-        return (tensor - 127.5) / 128.0
+        tensor = torch.from_numpy(np.array(image, copy=not image.flags.writeable)).to(self.device)
+        return tensor.float().sub_(127.5).div_(128.0).permute(2, 0, 1)
 
     def _propose(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """P-Net over every pyramid level; images of one size are stacked into one batch."""
@@ -185,8 +189,7 @@ class FaceDetector:
             groups.setdefault(tuple(tensor.shape[1:]), []).append(index)
         all_boxes, all_scores, all_ids = [], [], []
         for (height, width), members in groups.items():
-            batch = torch.stack([tensors[i] for i in members])
-            pyramid = AreaPyramid(batch)
+            pyramid = AreaPyramid(torch.stack([tensors[i].permute(1, 2, 0) for i in members]))
             member_ids = torch.tensor(members, device=self.device)
             level_boxes, level_scores, level_ids = [], [], []
             for scale in pyramid_scales(width, height, s.min_face_size, s.scale_factor):

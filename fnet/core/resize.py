@@ -1,53 +1,61 @@
 """Area (box-filter) downscaling with fractional pixel coverage, as TensorFlow's AREA method.
 
 MTCNN's image pyramid is built with it; matching it keeps detections identical to the
-reference. Each output pixel averages the input over [i*s, (i+1)*s) with s = in/out, partial
-pixels weighted by their overlap, computed from prefix sums: O(pixels) for any scale.
-Sums are float64: float32 prefix sums over thousands of pixels lose the 1e-6 precision that
-keeps borderline P-Net scores where the reference has them.
+reference. Each output pixel averages the input over [i*s, (i+1)*s) with s = in/out,
+partial pixels weighted by their overlap. Along one axis that is a sparse banded matrix
+(each output row touches at most ceil(s) + 1 inputs), so a resize is two sparse x dense
+products: float32 sums of a few terms, like TensorFlow's own, on CPU or GPU.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+
+import numpy as np
 import torch
 
+@functools.lru_cache(maxsize=512)
+def area_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The out_size x in_size averaging matrix, sparse (CSR) except on MPS, which lacks sparse kernels."""
+    scale = in_size / out_size
+    start = np.arange(out_size) * scale
+    end = start + scale
+    first = np.floor(start).astype(np.int64)
+    span = int((np.minimum(np.ceil(end), in_size) - first).max())
+    cols = first[:, None] + np.arange(span)[None, :]
+    weights = np.clip(np.minimum(cols + 1, end[:, None]) - np.maximum(cols, start[:, None]), 0, None) / scale
+    valid = (cols < in_size) & (weights > 0)
+    pointers = np.concatenate([[0], np.cumsum(valid.sum(1))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta": the product used here is stable
+        matrix = torch.sparse_csr_tensor(
+            torch.from_numpy(pointers), torch.from_numpy(cols[valid]), torch.from_numpy(weights[valid]).to(dtype),
+            (out_size, in_size), check_invariants=False,  # built valid above; the check costs more than the product
+        )
+    return matrix.to_dense().to(device) if device.type == "mps" else matrix.to(device)
 
-def _integral_at(values: torch.Tensor, prefix: torch.Tensor, edges: torch.Tensor, dim: int) -> torch.Tensor:
-    """Integral of the piecewise-constant `values` over [0, edge) along `dim`, for each edge."""
-    size = values.shape[dim]
-    whole = edges.floor().long().clamp(max=size)
-    frac = (edges - whole).reshape([-1 if d == dim else 1 for d in range(values.dim())])
-    partial = values.index_select(dim, whole.clamp(max=size - 1)) * frac
-    return prefix.index_select(dim, whole) + partial
 
-
-def _area_axis(values: torch.Tensor, prefix: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
-    scale = values.shape[dim] / out_size
-    edges = torch.arange(out_size + 1, device=values.device, dtype=torch.float64) * scale
-    integral = _integral_at(values, prefix, edges, dim)
-    return integral.narrow(dim, 1, out_size).sub(integral.narrow(dim, 0, out_size)).div_(scale)
-
-
-def _prefix(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """Exclusive prefix sums: one more entry than `values` along dim, starting at 0."""
-    shape = list(values.shape)
-    shape[dim] = 1
-    return torch.cat([values.new_zeros(shape), values.cumsum(dim)], dim)
+def _apply(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    return torch.sparse.mm(matrix, dense) if matrix.layout == torch.sparse_csr else matrix @ dense
 
 
 class AreaPyramid:
-    """Many area-downscaled copies of one (N, C, H, W) batch; the row sums are computed once."""
+    """Many area-downscaled copies of one (N, H, W, C) batch, as for an image pyramid."""
 
     def __init__(self, images: torch.Tensor):
-        self.dtype = images.dtype
-        self.images = images.double()
-        self.row_prefix = _prefix(self.images, 2)
+        self.n, self.height, self.width, self.c = images.shape
+        self.rows = images.transpose(0, 1).reshape(self.height, -1)  # (H, N*W*C): resize rows in one product
 
     def resize(self, height: int, width: int) -> torch.Tensor:
-        rows = _area_axis(self.images, self.row_prefix, height, 2)
-        return _area_axis(rows, _prefix(rows, 3), width, 3).to(self.dtype)
+        """(N, C, height, width), stored channels_last, which convolutions prefer on CPU and GPU."""
+        n, c, device = self.n, self.c, self.rows.device
+        rows = _apply(area_matrix(self.height, height, device, self.rows.dtype), self.rows)  # (h, N*W*C)
+        by_column = rows.reshape(height, n, self.width, c).permute(2, 1, 0, 3).reshape(self.width, -1)  # (W, N*h*C)
+        out = _apply(area_matrix(self.width, width, device, self.rows.dtype), by_column)  # (w, N*h*C)
+        return out.reshape(width, n, height, c).permute(1, 2, 0, 3).contiguous().permute(0, 3, 1, 2)
 
 
 def area_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(N, C, H, W) float -> (N, C, height, width), averaging areas (for downscaling)."""
-    return AreaPyramid(images).resize(height, width)
+    return AreaPyramid(images.permute(0, 2, 3, 1)).resize(height, width)
