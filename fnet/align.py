@@ -10,7 +10,6 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from PIL import Image
 
 from fnet.alignment import align_face, pick_faces
 from fnet.core.detector import DetectorSettings, Face, FaceDetector
-from fnet.io.images import ImageError, is_image_path, load_image
+from fnet.io.images import ImageError, is_image_path, load_ahead
 from fnet.io.manifest import Manifest
 
 MANIFEST = "manifest.jsonl"
@@ -90,20 +89,7 @@ def write_png(array: np.ndarray, path: Path) -> None:
         raise
 
 
-def _decoded(paths: Iterable[Path], workers: int) -> Iterator[tuple[Path, np.ndarray | ImageError]]:
-    """Decode ahead of the detector on a thread pool (Pillow releases the GIL while decoding)."""
-
-    def load(path: Path) -> tuple[Path, np.ndarray | ImageError]:
-        try:
-            return path, load_image(path)
-        except ImageError as err:
-            return path, err
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        yield from pool.map(load, paths)
-
-
-def _batches(items: Iterable, size: int) -> Iterator[list]:
+def batched(items: Iterable, size: int) -> Iterator[list]:
     batch = []
     for item in items:
         batch.append(item)
@@ -140,7 +126,7 @@ def align_tree(
         report.failed_before = sum(p.relative_to(source).as_posix() in failed for p in all_paths if p not in todo)
         if on_start:
             on_start(len(todo))
-        for batch in _batches(_decoded(todo, workers), batch_size):
+        for batch in batched(load_ahead(todo, workers), batch_size):
             good = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
             aligned = dict(zip([p for p, _ in good], aligner.align([image for _, image in good])))
             for path, image in batch:

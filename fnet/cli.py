@@ -283,5 +283,293 @@ def verify(
     raise typer.Exit(0 if verdict.same else 1)
 
 
+@app.command()
+def embed(
+    folder: Annotated[Path, typer.Argument(help="Aligned crops (from `fnet align`), or photos with --align.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HDF5 store to create or extend.")],
+    align_photos: Annotated[bool, typer.Option("--align", help="FOLDER holds photos: detect and align each (one face per photo) first.")] = False,
+    half: Annotated[bool, typer.Option("--half", help="Store float16 embeddings (half the size; distances change by < 1e-3).")] = False,
+    flip: Annotated[bool, typer.Option("--flip", help="Average each face's embedding with its mirror image's.")] = False,
+    shard: Annotated[str, typer.Option(help="i/n: embed only every n-th file from the i-th, for n parallel processes; join with `fnet merge`.")] = "0/1",
+    batch_size: Annotated[int, typer.Option(help="Faces per forward pass.")] = 64,
+    workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
+    model: ModelOption = "facenet-casia",
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    json_output: JsonOption = False,
+) -> None:
+    """Embed a folder tree of faces into one HDF5 file.
+
+    Stores each face's embedding, path, identity label (its top folder) and box. Running it
+    again adds only new files; an interrupted run resumes where it stopped and gives the
+    same file as an uninterrupted one. A store holds one model's embeddings: another model
+    is refused. Exit code 1 when some files could not be embedded.
+
+    Examples: fnet embed aligned/ -o faces.h5;  fnet embed photos/ -o faces.h5 --align
+    """
+    import time
+
+    from fnet.embed import embed_tree, parse_shard
+    from fnet.io.store import StoreError
+    from fnet.ui import progress
+
+    if not folder.is_dir():
+        error(f"{folder}: not a folder")
+        raise typer.Exit(2)
+    try:
+        shard_spec = parse_shard(shard)
+    except ValueError as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    embedder = _load(model, device, precision)
+    aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "center") if align_photos else None
+    start = time.perf_counter()
+    try:
+        with progress("faces") as bar:
+            task = bar.add_task("embedding", total=None)
+
+            def on_item(item, reason: str | None) -> None:
+                if reason:
+                    (warn if reason == "no face found" else error)(f"{item.path}: {reason}")
+                bar.advance(task)
+
+            report = embed_tree(
+                folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size,
+                workers=workers, on_start=lambda n: bar.update(task, total=n), on_item=on_item,
+            )
+    except StoreError as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    seconds = time.perf_counter() - start
+    if json_output:
+        print_json({**vars(report), "seconds": round(seconds, 2), "output": str(output)})
+    else:
+        console.print(
+            f"Embedded {report.faces} faces in {seconds:.1f} s ({report.faces / max(seconds, 1e-9):.1f} faces/s); "
+            f"{report.skipped} already stored, {report.errors} unreadable, {report.no_face} without a face. "
+            f"{output} holds {report.total} faces.",
+            highlight=False,
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def merge(
+    stores: Annotated[list[Path], typer.Argument(help="Stores of the same model, e.g. the shards of `fnet embed --shard`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The joined store.")],
+) -> None:
+    """Join HDF5 embedding stores (shards) into one, without embedding anything again."""
+    from fnet.io.store import StoreError, merge_stores
+
+    try:
+        rows = merge_stores(stores, output)
+    except StoreError as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    console.print(f"{output}: {rows} faces from {len(stores)} stores", highlight=False)
+
+
+@app.command()
+def index(
+    store: Annotated[Path, typer.Argument(help="An HDF5 store made by `fnet embed`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The FAISS index file (metadata goes to OUTPUT.json).")],
+    kind: Annotated[str, typer.Option(help="flat (exact), ivf, ivfpq (compressed) or hnsw (graph).")] = "flat",
+    nlist: Annotated[int, typer.Option(help="IVF cells (0: about 4 sqrt(N)).")] = 0,
+    nprobe: Annotated[int, typer.Option(help="IVF cells searched per query (0: automatic).")] = 0,
+    add: Annotated[bool, typer.Option("--add", help="Extend the existing index with the store's new rows.")] = False,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Build on the GPU (needs faiss-gpu: pip install 'fnet[gpu]').")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a FAISS index over an embeddings store for fast k-NN search.
+
+    `flat` is exact and needs no training; `ivf`, `ivfpq` and `hnsw` are approximate and
+    much faster on large collections (see docs/search.md for measured recall and speed).
+    Index ids are the store's row numbers. The index is written atomically.
+    """
+    import time
+
+    from fnet.index import KINDS, IndexFileError, IndexParams, build_index
+    from fnet.io.store import StoreError
+
+    if kind not in KINDS:
+        error(f"--kind must be one of {', '.join(KINDS)}")
+        raise typer.Exit(2)
+    start = time.perf_counter()
+    try:
+        meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
+    except (StoreError, IndexFileError) as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    meta["seconds"] = round(time.perf_counter() - start, 2)
+    if json_output:
+        print_json(meta)
+    else:
+        console.print(f"{output}: {meta['kind']} index of {meta['rows']} faces ({meta['model']}) in {meta['seconds']} s", highlight=False)
+
+
+@app.command()
+def search(
+    query: Annotated[Path, typer.Argument(help="A photo, or a folder of photos, to recognise.")],
+    index_path: Annotated[Path, typer.Option("--index", "-i", help="An index made by `fnet index`.")],
+    k: Annotated[int, typer.Option("-k", help="Neighbours to retrieve and let vote.")] = 5,
+    threshold: Annotated[Optional[float], typer.Option(help="Farther than this (squared L2) is not a match (default: the model's).")] = None,
+    aligned: Annotated[bool, typer.Option("--aligned", help="Queries are aligned crops already.")] = False,
+    store: Annotated[Optional[Path], typer.Option(help="The index's HDF5 store, if it moved since indexing.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Query model (default: the index's; another one is refused).")] = None,
+    device: DeviceOption = "auto",
+    json_output: JsonOption = False,
+) -> None:
+    """Recognise faces: the nearest stored faces vote for an identity, or say unknown.
+
+    Each query photo's face is aligned and embedded with the index's model; its k nearest
+    stored faces within the threshold vote, nearer ones weighing more. Exit code 1 when a
+    query could not be read or had no face.
+
+    Example: fnet search visitor.jpg --index staff.faiss -k 10
+    """
+    from rich.table import Table
+
+    from fnet.align import find_images
+    from fnet.index import IndexFileError, load_index
+    from fnet.io.images import ImageError
+    from fnet.io.store import Store, StoreError
+    from fnet.search import recognize
+    from fnet.verify import VerifyError, choose_face
+
+    try:
+        faiss_index, meta = load_index(index_path)
+        with Store(store or meta["store"]) as stored:
+            labels, paths = stored.labels(), stored.paths()
+    except (IndexFileError, StoreError) as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    if model is not None and model != meta["model"]:
+        error(f"{index_path}: holds {meta['model']!r} embeddings; a query embedded with {model!r} cannot be compared")
+        raise typer.Exit(2)
+    embedder = _load(meta["model"], device)
+    aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "all")
+    queries = find_images(query) if query.is_dir() else [query]
+    chosen, failed = [], 0
+    for path in queries:
+        try:
+            chosen.append(choose_face(path, aligner, aligned=aligned))
+        except (ImageError, VerifyError) as err:
+            error(str(err))
+            failed += 1
+    results = []
+    if chosen:
+        import numpy as np
+
+        emb = embedder.embed(np.stack([c.crop for c in chosen]))
+        results = recognize(emb, faiss_index, labels, paths, k, meta["threshold"] if threshold is None else threshold)
+    if json_output:
+        print_json([{"query": c.path, **r.to_dict()} for c, r in zip(chosen, results)])
+    else:
+        table = Table(title=f"{index_path} ({meta['rows']} faces, {meta['kind']})", title_justify="left")
+        for column in ("query", "identity", "vote", "nearest", "distance"):
+            table.add_column(column)
+        for c, r in zip(chosen, results):
+            nearest = r.matches[0] if r.matches else None
+            table.add_row(
+                c.path, r.identity if r.known else "[yellow]unknown[/]", f"{r.score:.0%}",
+                nearest.path if nearest else "-", f"{nearest.distance:.3f}" if nearest else "-",
+            )
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="The photos (e.g. lfw-deepfunneled/), or aligned crops with --aligned.")],
+    pairs: Annotated[Path, typer.Option(help="LFW's pairs.txt (View 2: 10 folds of 300 + 300), or a CSV: path_a, path_b, same.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json, roc.png, report.html and the embeddings cache.")] = Path("fnet-eval"),
+    mode: ModeOption = "crop",
+    margin: MarginOption = 32,
+    flip: Annotated[bool, typer.Option("--flip", help="Average each embedding with its mirror image's (test-time augmentation).")] = False,
+    aligned: Annotated[bool, typer.Option("--aligned", help="DATA holds aligned crops: no detection.")] = False,
+    far: Annotated[float, typer.Option(help="The false accept rate at which VAL is reported.")] = 1e-3,
+    model: ModelOption = "facenet-casia",
+    device: DeviceOption = "auto",
+    json_output: JsonOption = False,
+) -> None:
+    """Measure verification accuracy with the LFW protocol (or any list of pairs).
+
+    Reports the 10-fold accuracy (threshold chosen on nine folds, tested on the tenth),
+    VAL at FAR=1e-3 (the paper's definitions, on squared L2 distance), ROC AUC, equal
+    error rate and the best threshold; writes a ROC plot and an HTML page showing the worst
+    false accepts and false rejects. Embeddings are cached in OUTPUT, so a second run with
+    the same settings is instant.
+
+    Example: fnet evaluate lfw/lfw-deepfunneled --pairs lfw/pairs.txt --flip
+    """
+    import json
+
+    from fnet.evaluate import evaluate as run_evaluate, read_pairs
+    from fnet.evaluation.report import html_report, roc_png
+    from fnet.io.pairs import PairsError
+    from fnet.io.store import StoreError
+    from fnet.ui import progress
+
+    try:
+        pair_list = read_pairs(pairs, data)
+    except (PairsError, OSError) as err:
+        error(f"{pairs}: {err}")
+        raise typer.Exit(2) from None
+    embedder = _load(model, device)
+    aligner = None if aligned else _aligner(device, 20, mode, margin, embedder.info.input_size, "center")
+    settings = "aligned" if aligned else f"{mode}-m{margin:g}"
+    tag = f"{embedder.info.name}-{settings}{'-flip' if flip else ''}"
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        with progress("images") as bar:
+            task = bar.add_task("embedding", total=None)
+            result = run_evaluate(
+                data, pair_list, embedder, aligner, output / f"embeddings-{tag}.h5", flip=flip, far_target=far,
+                on_start=lambda n: bar.update(task, total=n), on_item=lambda item, reason: bar.advance(task),
+            )
+    except (PairsError, StoreError) as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    metrics = {"model": embedder.info.name, "settings": settings, "flip": flip, **result.metrics()}
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    roc_png({f"{tag} (AUC {metrics['auc']:.4f})": (result.distances, result.same)}, output / "roc.png", far)
+    _write_mistakes_page(output, tag, metrics, result, aligner, embedder.info.input_size)
+    if json_output:
+        print_json(metrics)
+        return
+    console.print(
+        f"[bold]{metrics['pairs']} pairs[/], {tag}\n"
+        f"  accuracy        {metrics['accuracy']:.2%} +- {metrics['accuracy_standard_error']:.2%} (10-fold; std {metrics['accuracy_std']:.2%})\n"
+        f"  VAL @ FAR={far:g}  {metrics['val']:.2%} +- {metrics['val_std']:.2%} (FAR {metrics['far']:.5f})\n"
+        f"  ROC AUC         {metrics['auc']:.5f}   EER {metrics['eer']:.2%}   best threshold {metrics['best_threshold']:.3f}\n"
+        f"  no face found   {metrics['images_without_detected_face']} images (embedded from a centre crop)\n"
+        f"  report          {output / 'report.html'}",
+        highlight=False,
+    )
+
+
+def _write_mistakes_page(output: Path, tag: str, metrics: dict, result, aligner, size: int) -> None:
+    """report.html with the worst false accepts / rejects, re-aligned for thumbnails."""
+    from fnet.embed import FALLBACK_CROP, centre_crop
+    from fnet.evaluation.report import html_report
+    from fnet.io.images import load_image
+
+    def crop(path):
+        image = load_image(path)
+        if aligner is None:
+            return image
+        faces = aligner.align([image])[0]
+        return faces[0].crop if faces else centre_crop(image, FALLBACK_CROP, size)
+
+    false_accepts, false_rejects = result.worst()
+    mistakes = {
+        heading: [(str(result.pairs[i].a), str(result.pairs[i].b), float(result.distances[i]), crop(result.pairs[i].a), crop(result.pairs[i].b)) for i in picks]
+        for heading, picks in (("Worst false accepts (different people, nearest)", false_accepts), ("Worst false rejects (same person, farthest)", false_rejects))
+    }
+    html_report(f"fnet evaluate: {tag}", metrics, mistakes, "roc.png", output / "report.html")
+
+
 def main() -> None:
     app()

@@ -64,3 +64,21 @@ def aligner(detector):
     from fnet.align import AlignSettings, Aligner
 
     return Aligner(detector, AlignSettings(pick="all"))
+
+
+@pytest.fixture(scope="session")
+def deepface_identities() -> dict[str, str]:
+    import csv
+
+    with open(DEEPFACE / "identities.csv", newline="") as handle:
+        return {row["image"]: row["identity"] for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="session")
+def deepface_embeddings(model, aligner, deepface_identities) -> tuple[list[str], np.ndarray]:
+    """(file names, embeddings) of the 61 single-person deepface-unit photos, full pipeline."""
+    from fnet.verify import choose_face
+
+    files = sorted(deepface_identities)
+    crops = np.stack([choose_face(DEEPFACE / name, aligner).crop for name in files])
+    return files, model.embed(crops)

@@ -92,3 +92,41 @@ def val_at_far(distances: np.ndarray, same: np.ndarray, far_target: float = 1e-3
     else:
         threshold = float(np.nextafter(diff_sorted[allowed], -np.inf))
     return val_far(distances, same, threshold)[0], threshold
+
+
+def kfold_val_at_far(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, far_target: float = 1e-3) -> tuple[float, float, float]:
+    """(mean VAL, std VAL, mean FAR) on the test folds, each with the threshold set on the other folds.
+
+    This is how the FaceNet reference reports 'VAL @ FAR=1e-3' on LFW.
+    """
+    distances, same, folds = np.asarray(distances, float), np.asarray(same, bool), np.asarray(folds)
+    vals, fars = [], []
+    for fold in np.unique(folds):
+        train, test = folds != fold, folds == fold
+        _, threshold = val_at_far(distances[train], same[train], far_target)
+        val, far = val_far(distances[test], same[test], threshold)
+        vals.append(val)
+        fars.append(far)
+    return float(np.mean(vals)), float(np.std(vals)), float(np.mean(fars))
+
+
+def roc_curve(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(FAR, VAL, thresholds) for every distinct threshold, FAR ascending."""
+    distances, same = np.asarray(distances, float), np.asarray(same, bool)
+    thresholds = candidate_thresholds(distances)
+    far = np.searchsorted(np.sort(distances[~same]), thresholds, side="right") / max((~same).sum(), 1)
+    val = np.searchsorted(np.sort(distances[same]), thresholds, side="right") / max(same.sum(), 1)
+    return far, val, thresholds
+
+
+def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
+    far, val, _ = roc_curve(distances, same)
+    return float(np.sum((far[1:] - far[:-1]) * (val[1:] + val[:-1]) / 2))
+
+
+def equal_error_rate(distances: np.ndarray, same: np.ndarray) -> float:
+    """The error rate where false accepts (FAR) equal false rejects (1 - VAL)."""
+    far, val, _ = roc_curve(distances, same)
+    frr = 1 - val
+    i = int(np.argmin(np.abs(far - frr)))
+    return float((far[i] + frr[i]) / 2)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -101,6 +104,24 @@ def _signature(path: Path) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
+T = TypeVar("T")
+
+
+def load_ahead(
+    items: Iterable[T], workers: int = 2, path_of: Callable[[T], str | os.PathLike] = lambda item: item
+) -> Iterator[tuple[T, np.ndarray | ImageError]]:
+    """(item, image or its ImageError) in order, decoded ahead on a thread pool (Pillow releases the GIL)."""
+
+    def load(item: T) -> tuple[T, np.ndarray | ImageError]:
+        try:
+            return item, load_image(path_of(item))
+        except ImageError as err:
+            return item, err
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        yield from pool.map(load, items)
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

@@ -1,0 +1,208 @@
+"""The embed stage: aligned crops (or photos, aligning on the way) -> an HDF5 embeddings store.
+
+Crash-safe and resumable without rewriting a growing file: finished faces go into
+immutable part files (``OUT.partial/part-NNNNN.h5``, each written whole then renamed);
+at the end the existing store and the parts are joined into ``OUT`` in one atomic write.
+A killed run leaves ``OUT`` as it was plus complete parts; running again continues after
+them and produces the same store as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fnet.align import MANIFEST, Aligner, batched, find_images
+from fnet.core.embedder import Embedder
+from fnet.io.images import ImageError, load_ahead
+from fnet.io.manifest import Manifest
+from fnet.io.store import Rows, Store, StoreError, check_same_model, model_attrs, write_store
+
+NO_BOX = (np.nan,) * 4
+DETECT_BATCH = 8  # photos per detector pass with --align
+FALLBACK_CROP = 0.7  # no face detected: the centre 70 % of the photo (where LFW's faces are)
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    path: Path  # file to read
+    rel: str  # stored path, relative to the root
+    label: str  # identity: the top folder, "" at the root
+    box: tuple[float, float, float, float] = NO_BOX
+
+
+def _label(rel: str) -> str:
+    parts = rel.split("/")
+    return parts[0] if len(parts) > 1 else ""
+
+
+def tree_items(root: Path) -> list[Item]:
+    """The crops or photos under root; an aligned tree's manifest supplies the face boxes."""
+    root = Path(root)
+    boxes = {}
+    if (root / MANIFEST).is_file():
+        with Manifest(root / MANIFEST) as manifest:
+            boxes = {r["output"]: tuple(r["box"]) for r in manifest.records if r["status"] == "ok"}
+    items = []
+    for path in find_images(root):
+        rel = path.relative_to(root).as_posix()
+        items.append(Item(path, rel, _label(rel), boxes.get(rel, NO_BOX)))
+    return items
+
+
+def centre_crop(image: np.ndarray, fraction: float, size: int) -> np.ndarray:
+    """A centred square of `fraction` of the shorter side, resized to size x size."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    side = max(1, int(min(height, width) * fraction))
+    top, left = (height - side) // 2, (width - side) // 2
+    return np.asarray(Image.fromarray(image[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR))
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'2/8' -> (2, 8): this process embeds items i with i % 8 == 2."""
+    try:
+        index, count = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n, e.g. 0/4, not {spec!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {spec}: i must be in 0..n-1")
+    return index, count
+
+
+@dataclasses.dataclass
+class EmbedReport:
+    faces: int = 0  # embedded in this run
+    skipped: int = 0  # already in the store or in parts
+    errors: int = 0
+    no_face: int = 0
+    fallbacks: int = 0  # photos without a detected face, embedded from a centre crop
+    total: int = 0  # rows in the store at the end
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors or self.no_face)
+
+
+class _PartWriter:
+    """Buffers rows and writes them as numbered part files of `size` rows."""
+
+    def __init__(self, directory: Path, attrs: dict, size: int, first_index: int):
+        self.directory, self.attrs, self.size, self.index = directory, attrs, size, first_index
+        self.buffer: list[Rows] = []
+
+    def add(self, rows: Rows) -> None:
+        self.buffer.append(rows)
+        if sum(len(b) for b in self.buffer) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_store(self.directory / f"part-{self.index:05d}.h5", [Rows.concat(self.buffer)], self.attrs)
+            self.index += 1
+            self.buffer = []
+
+
+def embed_tree(
+    root: Path,
+    output: Path,
+    model: Embedder,
+    aligner: Aligner | None = None,
+    shard: tuple[int, int] = (0, 1),
+    half: bool = False,
+    flip: bool = False,
+    batch_size: int = 64,
+    workers: int = 2,
+    part_size: int = 4096,
+    on_start: Callable[[int], None] | None = None,
+    on_item: Callable[[Item, str | None], None] | None = None,
+    items: list[Item] | None = None,
+    fallback_crop: float | None = None,
+) -> EmbedReport:
+    """Embed every crop (or, with an aligner, every photo) under root into the store at output.
+
+    items: embed these instead of everything under root.
+    fallback_crop: with an aligner, embed a photo without a detected face from a centred
+    square of this fraction of its shorter side instead of skipping it (evaluation
+    protocols need every image); such rows have a NaN box.
+    """
+    root, output = Path(root), Path(output)
+    attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
+    partial = output.with_name(output.name + ".partial")
+    existing = [output] if output.exists() else []
+    parts = sorted(partial.glob("part-*.h5"))
+    done: set[str] = set()
+    for path in existing + parts:
+        with Store(path) as store:
+            check_same_model(path, store.attrs, attrs)
+            done.update(store.paths())
+    index, count = shard
+    items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
+    todo = [item for item in items if item.rel not in done]
+    report = EmbedReport(skipped=len(items) - len(todo))
+    if on_start:
+        on_start(len(todo))
+
+    writer = _PartWriter(partial, attrs, part_size, first_index=len(parts))
+    pending: list[tuple[Item, np.ndarray, tuple]] = []
+
+    def embed_pending() -> None:
+        emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
+        boxes = np.array([box for _, _, box in pending], np.float32)
+        writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
+        for item, _, _ in pending:
+            if on_item:
+                on_item(item, None)
+        pending.clear()
+
+    def failed(item: Item, reason: str, counter: str) -> None:
+        setattr(report, counter, getattr(report, counter) + 1)
+        if on_item:
+            on_item(item, reason)
+
+    for batch in batched(load_ahead(todo, workers, lambda item: item.path), DETECT_BATCH if aligner else batch_size):
+        readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
+        for item, image in batch:
+            if isinstance(image, ImageError):
+                failed(item, image.reason, "errors")
+        if aligner is None:
+            crops = [(item, image, item.box) for item, image in readable]
+        else:
+            aligned = aligner.align([image for _, image in readable])
+            crops = []
+            for (item, image), faces in zip(readable, aligned):
+                if faces:
+                    crops.append((item, faces[0].crop, faces[0].face.box))
+                elif fallback_crop:
+                    crops.append((item, centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX))
+                    report.fallbacks += 1
+                else:
+                    failed(item, "no face found", "no_face")
+        pending.extend(crops)
+        report.faces += len(crops)
+        if len(pending) >= batch_size:
+            embed_pending()
+    if pending:
+        embed_pending()
+    writer.flush()
+
+    parts = sorted(partial.glob("part-*.h5"))
+    if parts or not existing:
+        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None})
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        with Store(output) as store:
+            report.total = len(store)
+    return report
+
+
+def _blocks(paths: list[Path]) -> Iterator[Rows]:
+    for path in paths:
+        with Store(path) as store:
+            yield from store.blocks()

@@ -1,0 +1,113 @@
+"""The evaluate stage: a verification protocol (LFW pairs.txt or a CSV of pairs) -> the paper's metrics.
+
+Images are aligned and embedded once through the embed stage into an HDF5 cache named by
+the settings, so evaluating again with other metrics or thresholds costs nothing, and an
+interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from fnet.align import Aligner
+from fnet.core.embedder import Embedder
+from fnet.embed import FALLBACK_CROP, NO_BOX, Item, embed_tree
+from fnet.evaluation.metrics import (
+    best_threshold,
+    equal_error_rate,
+    kfold_accuracy,
+    kfold_val_at_far,
+    roc_auc,
+    squared_distances,
+)
+from fnet.io.pairs import Pair, PairsError, read_csv_pairs, read_lfw_pairs
+from fnet.io.store import Store
+
+
+
+def read_pairs(pairs_file: Path, data_dir: Path) -> list[Pair]:
+    """LFW's pairs.txt when its first line is '<folds> <n>', else a CSV of pairs."""
+    first = Path(pairs_file).read_text().split("\n", 1)[0].split()
+    if len(first) == 2 and all(v.isdigit() for v in first):
+        return read_lfw_pairs(pairs_file, data_dir)
+    return read_csv_pairs(pairs_file, data_dir)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    pairs: list[Pair]
+    distances: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+    far_target: float = 1e-3
+    fallbacks: int = 0  # images without a detected face, embedded from a centre crop
+
+    def metrics(self) -> dict:
+        folds = kfold_accuracy(self.distances, self.same, self.folds)
+        val, val_std, far = kfold_val_at_far(self.distances, self.same, self.folds, self.far_target)
+        return {
+            "pairs": len(self.pairs),
+            "same_pairs": int(self.same.sum()),
+            "folds": int(len(np.unique(self.folds))),
+            "accuracy": folds.mean,
+            "accuracy_std": folds.std,
+            "accuracy_standard_error": folds.standard_error,
+            "val": val,
+            "val_std": val_std,
+            "far": far,
+            "far_target": self.far_target,
+            "auc": roc_auc(self.distances, self.same),
+            "eer": equal_error_rate(self.distances, self.same),
+            "best_threshold": best_threshold(self.distances, self.same),
+            "fold_thresholds": folds.thresholds.round(4).tolist(),
+            "images_without_detected_face": self.fallbacks,
+        }
+
+    def worst(self, count: int = 8) -> tuple[list[int], list[int]]:
+        """Indices of the worst false accepts (nearest different pairs) and false rejects (farthest same pairs)."""
+        threshold = best_threshold(self.distances, self.same)
+        order = np.argsort(self.distances)
+        false_accepts = [int(i) for i in order if not self.same[i] and self.distances[i] <= threshold][:count]
+        false_rejects = [int(i) for i in order[::-1] if self.same[i] and self.distances[i] > threshold][:count]
+        return false_accepts, false_rejects
+
+
+def evaluate(
+    data_dir: Path,
+    pairs: list[Pair],
+    model: Embedder,
+    aligner: Aligner | None,
+    cache: Path,
+    flip: bool = False,
+    far_target: float = 1e-3,
+    on_start=None,
+    on_item=None,
+) -> Evaluation:
+    """Embed every image of the pairs (cached in `cache`) and compute their distances."""
+    data_dir = Path(data_dir)
+    if not pairs:
+        raise PairsError("no pairs to evaluate")
+    images = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        raise PairsError(f"{len(missing)} paired images not found, e.g. {missing[0]}")
+    items = [Item(p, p.relative_to(data_dir).as_posix() if p.is_relative_to(data_dir) else str(p), "", NO_BOX) for p in images]
+    report = embed_tree(
+        data_dir, cache, model, aligner, flip=flip, items=items, fallback_crop=FALLBACK_CROP if aligner else None,
+        on_start=on_start, on_item=on_item,
+    )
+    if report.errors:
+        raise PairsError(f"{report.errors} paired images could not be read (see the messages above)")
+    with Store(cache) as store:
+        rows = dict(zip(store.paths(), store.embeddings()))
+        fallbacks = int(np.isnan(store.rows().boxes[:, 0]).sum()) if aligner else 0
+    key = {p: i.rel for p, i in zip(images, items)}
+    a = np.stack([rows[key[p.a]] for p in pairs])
+    b = np.stack([rows[key[p.b]] for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    if len(np.unique(folds)) < 2:  # a one-fold list: cross-validate over ten round-robin folds
+        folds = np.arange(len(pairs)) % min(10, len(pairs))
+    return Evaluation(pairs, squared_distances(a, b), np.array([p.same for p in pairs]), folds, far_target, fallbacks)

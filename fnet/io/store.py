@@ -1,0 +1,193 @@
+"""The HDF5 embeddings store: one file holding embeddings, their sources, labels and boxes.
+
+Layout (N rows):
+    /embeddings  (N, D) float32 or float16, unit norm
+    /paths       (N,) str    the embedded crop or photo, relative to the `root` attribute
+    /labels      (N,) str    identity (the top folder of the path), "" when unknown
+    /boxes       (N, 4) float32  face box in the source photo, NaN when unknown
+    attributes   model, embedding_dim, normalization, threshold, fnet_version, created, root
+
+Files are only ever written whole, to a temporary name then renamed, so a reader or a
+crash never sees half a store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from fnet import __version__
+
+CHUNK_ROWS = 1024
+STRING = h5py.string_dtype("utf-8")
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked, naming the file and the reason."""
+
+
+@dataclasses.dataclass
+class Rows:
+    """A block of store rows in memory."""
+
+    embeddings: np.ndarray
+    paths: list[str]
+    labels: list[str]
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @classmethod
+    def empty(cls, dim: int, dtype=np.float32) -> "Rows":
+        return cls(np.zeros((0, dim), dtype), [], [], np.zeros((0, 4), np.float32))
+
+    @classmethod
+    def concat(cls, blocks: list["Rows"]) -> "Rows":
+        return cls(
+            np.concatenate([b.embeddings for b in blocks]),
+            [p for b in blocks for p in b.paths],
+            [label for b in blocks for label in b.labels],
+            np.concatenate([b.boxes for b in blocks]),
+        )
+
+
+def model_attrs(info, root: str = "", half: bool = False) -> dict:
+    """The attributes a store made with this ModelInfo carries."""
+    return {
+        "model": info.name,
+        "embedding_dim": info.embedding_dim,
+        "normalization": info.normalization,
+        "threshold": info.threshold,
+        "dtype": "float16" if half else "float32",
+        "root": root,
+        "fnet_version": __version__,
+    }
+
+
+def check_same_model(path: str | os.PathLike, have: dict, want: dict) -> None:
+    """Refuse to mix embeddings of different models (they live in different spaces)."""
+    for key in ("model", "embedding_dim", "normalization"):
+        if have.get(key) != want.get(key):
+            raise StoreError(
+                f"{path}: holds embeddings of {have.get('model')!r} ({have.get('embedding_dim')}-D, "
+                f"{have.get('normalization')}), not of {want.get('model')!r} ({want.get('embedding_dim')}-D, "
+                f"{want.get('normalization')}); use another output file"
+            )
+
+
+def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict) -> int:
+    """Write a whole store atomically from blocks of rows (streamed: memory stays bounded)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.float16 if attrs.get("dtype") == "float16" else np.float32
+    dim = int(attrs["embedding_dim"])
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            emb = f.create_dataset("embeddings", (0, dim), dtype, maxshape=(None, dim), chunks=(CHUNK_ROWS, dim), track_times=False)
+            paths = f.create_dataset("paths", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
+            labels = f.create_dataset("labels", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
+            boxes = f.create_dataset("boxes", (0, 4), np.float32, maxshape=(None, 4), chunks=(CHUNK_ROWS, 4), track_times=False)
+            count = 0
+            for block in blocks:
+                end = count + len(block)
+                for dataset in (emb, paths, labels, boxes):
+                    dataset.resize(end, axis=0)
+                emb[count:end] = block.embeddings.astype(dtype)
+                paths[count:end] = block.paths
+                labels[count:end] = block.labels
+                boxes[count:end] = block.boxes
+                count = end
+            f.attrs.update({**attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+class Store:
+    """Read access to a store: ``len(store)``, ``store.attrs``, ``store.rows(start, stop)``, ``store.blocks()``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except (OSError, FileNotFoundError) as err:
+            raise StoreError(f"{path}: not a readable HDF5 file ({err})") from None
+        missing = {"embeddings", "paths", "labels", "boxes"} - set(self._file)
+        if missing or "model" not in self._file.attrs:
+            self._file.close()
+            raise StoreError(f"{path}: not an fnet embeddings store (missing {', '.join(sorted(missing)) or 'attributes'})")
+        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in self._file.attrs.items()}
+
+    def __len__(self) -> int:
+        return self._file["embeddings"].shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self._file["embeddings"].shape[1]
+
+    def _strings(self, name: str, start: int = 0, stop: int | None = None) -> list[str]:
+        return [v.decode() if isinstance(v, bytes) else v for v in self._file[name][start:stop]]
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Rows:
+        f = self._file
+        return Rows(
+            f["embeddings"][start:stop].astype(np.float32),
+            self._strings("paths", start, stop),
+            self._strings("labels", start, stop),
+            f["boxes"][start:stop],
+        )
+
+    def embeddings(self) -> np.ndarray:
+        return self._file["embeddings"][:].astype(np.float32)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Embeddings of the given rows, in the given order (h5py reads sorted unique rows)."""
+        unique, inverse = np.unique(np.asarray(rows, np.int64), return_inverse=True)
+        return np.ascontiguousarray(self._file["embeddings"][unique].astype(np.float32)[inverse])
+
+    def labels(self) -> list[str]:
+        return self._strings("labels")
+
+    def paths(self) -> list[str]:
+        return self._strings("paths")
+
+    def blocks(self, size: int = 8 * CHUNK_ROWS) -> Iterator[Rows]:
+        for start in range(0, len(self), size):
+            yield self.rows(start, start + size)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def merge_stores(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
+    """Join stores of the same model into one (streamed), in the order given."""
+    stores = [Store(p) for p in inputs]
+    try:
+        if not stores:
+            raise StoreError("nothing to merge")
+        for store in stores[1:]:
+            check_same_model(store.path, store.attrs, stores[0].attrs)
+        attrs = {**stores[0].attrs, "created": None}
+        return write_store(output, (block for s in stores for block in s.blocks()), attrs)
+    finally:
+        for store in stores:
+            store.close()
