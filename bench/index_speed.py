@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--kinds", default="flat,ivf,ivfpq,hnsw")
     parser.add_argument("--store", help="use this real embeddings store instead (queries: a sample of its rows)")
+    parser.add_argument("--nprobe", default="", help="extra IVF probe counts to measure, e.g. 64,128")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fnet-bench-"))
@@ -94,6 +95,14 @@ def main() -> None:
         size = (work / f"{kind}.faiss").stat().st_size / 2**20
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"{kind:<7} {detail:<28} {built:>8.1f} {size:>8.0f} {peak:>11.1f} {rate:>10.0f} {rate / flat_rate:>7.1f} {r1:>6.3f} {r10:>6.3f} {person:>8.3f}", flush=True)
+        for nprobe in [int(n) for n in args.nprobe.split(",") if n] if kind.startswith("ivf") else []:
+            index.nprobe = nprobe
+            rate, ids = qps(index, queries)
+            r1 = (ids[:, 0] == exact_ids[:, 0]).mean()
+            r10 = np.mean([truth in found for truth, found in zip(exact_ids[:, 0], ids)])
+            person = (base_labels[ids[:, 0]] == query_labels).mean()
+            detail = f"  same, --nprobe {nprobe}"
+            print(f"{kind:<7} {detail:<28} {'':>8} {'':>8} {'':>11} {rate:>10.0f} {rate / flat_rate:>7.1f} {r1:>6.3f} {r10:>6.3f} {person:>8.3f}", flush=True)
 
 
 if __name__ == "__main__":

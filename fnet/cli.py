@@ -506,8 +506,8 @@ def evaluate(
     """
     import json
 
-    from fnet.evaluate import evaluate as run_evaluate, read_pairs
-    from fnet.evaluation.report import html_report, roc_png
+    from fnet.evaluate import evaluate as run_evaluate, read_pairs, write_report
+    from fnet.evaluation.report import roc_png
     from fnet.io.pairs import PairsError
     from fnet.io.store import StoreError
     from fnet.ui import progress
@@ -535,7 +535,7 @@ def evaluate(
     metrics = {"model": embedder.info.name, "settings": settings, "flip": flip, **result.metrics()}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     roc_png({f"{tag} (AUC {metrics['auc']:.4f})": (result.distances, result.same)}, output / "roc.png", far)
-    _write_mistakes_page(output, tag, metrics, result, aligner, embedder.info.input_size)
+    write_report(output / "report.html", f"fnet evaluate: {tag}", metrics, result, aligner, embedder.info.input_size)
     if json_output:
         print_json(metrics)
         return
@@ -548,27 +548,6 @@ def evaluate(
         f"  report          {output / 'report.html'}",
         highlight=False,
     )
-
-
-def _write_mistakes_page(output: Path, tag: str, metrics: dict, result, aligner, size: int) -> None:
-    """report.html with the worst false accepts / rejects, re-aligned for thumbnails."""
-    from fnet.embed import FALLBACK_CROP, centre_crop
-    from fnet.evaluation.report import html_report
-    from fnet.io.images import load_image
-
-    def crop(path):
-        image = load_image(path)
-        if aligner is None:
-            return image
-        faces = aligner.align([image])[0]
-        return faces[0].crop if faces else centre_crop(image, FALLBACK_CROP, size)
-
-    false_accepts, false_rejects = result.worst()
-    mistakes = {
-        heading: [(str(result.pairs[i].a), str(result.pairs[i].b), float(result.distances[i]), crop(result.pairs[i].a), crop(result.pairs[i].b)) for i in picks]
-        for heading, picks in (("Worst false accepts (different people, nearest)", false_accepts), ("Worst false rejects (same person, farthest)", false_rejects))
-    }
-    html_report(f"fnet evaluate: {tag}", metrics, mistakes, "roc.png", output / "report.html")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from fnet.align import Aligner
 from fnet.core.embedder import Embedder
-from fnet.embed import FALLBACK_CROP, NO_BOX, Item, embed_tree
+from fnet.embed import FALLBACK_CROP, NO_BOX, Item, centre_crop, embed_tree
 from fnet.evaluation.metrics import (
     best_threshold,
     equal_error_rate,
@@ -23,6 +23,8 @@ from fnet.evaluation.metrics import (
     roc_auc,
     squared_distances,
 )
+from fnet.evaluation.report import html_report
+from fnet.io.images import load_image
 from fnet.io.pairs import Pair, PairsError, read_csv_pairs, read_lfw_pairs
 from fnet.io.store import Store
 
@@ -111,3 +113,27 @@ def evaluate(
     if len(np.unique(folds)) < 2:  # a one-fold list: cross-validate over ten round-robin folds
         folds = np.arange(len(pairs)) % min(10, len(pairs))
     return Evaluation(pairs, squared_distances(a, b), np.array([p.same for p in pairs]), folds, far_target, fallbacks)
+
+
+def write_report(path: Path, title: str, metrics: dict, result: Evaluation, aligner: Aligner | None, size: int) -> Path:
+    """report.html: the metrics, roc.png, and the worst false accepts / rejects (re-aligned for thumbnails)."""
+
+    def crop(image_path: Path) -> np.ndarray:
+        image = load_image(image_path)
+        if aligner is None:
+            return image
+        faces = aligner.align([image])[0]
+        return faces[0].crop if faces else centre_crop(image, FALLBACK_CROP, size)
+
+    false_accepts, false_rejects = result.worst()
+    mistakes = {
+        heading: [
+            (str(result.pairs[i].a), str(result.pairs[i].b), float(result.distances[i]), crop(result.pairs[i].a), crop(result.pairs[i].b))
+            for i in picks
+        ]
+        for heading, picks in (
+            ("Worst false accepts (different people, nearest)", false_accepts),
+            ("Worst false rejects (same person, farthest)", false_rejects),
+        )
+    }
+    return html_report(title, metrics, mistakes, "roc.png", path)

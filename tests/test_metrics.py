@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fnet.evaluation.metrics import best_threshold, kfold_accuracy, squared_distances, val_at_far, val_far
+from fnet.evaluation.metrics import (
+    best_threshold,
+    equal_error_rate,
+    kfold_accuracy,
+    kfold_val_at_far,
+    roc_auc,
+    squared_distances,
+    val_at_far,
+    val_far,
+)
 
 
 def test_squared_distances_by_hand():
@@ -66,3 +75,26 @@ def test_kfold_threshold_never_sees_its_test_fold():
     d2[folds == 3] = rng.uniform(0, 2, 20)  # change only fold 3's data
     changed = kfold_accuracy(d2, same, folds)
     assert changed.thresholds[3] == base.thresholds[3]
+
+
+def test_kfold_val_at_far_sets_thresholds_on_training_folds():
+    rng = np.random.default_rng(3)
+    same_d, diff_d = rng.normal(0.6, 0.2, 3000), rng.normal(1.6, 0.2, 3000)
+    d = np.concatenate([same_d, diff_d])
+    same = np.r_[np.ones(3000, bool), np.zeros(3000, bool)]
+    folds = np.r_[np.arange(3000) % 10, np.arange(3000) % 10]
+    val, val_std, far = kfold_val_at_far(d, same, folds, 1e-3)
+    # the populations are 5 sigma apart: about 99.9% of same pairs lie below the 1e-3 FAR threshold
+    assert 0.97 < val <= 1.0 and val_std < 0.02 and far < 0.005
+
+
+def test_roc_auc_and_eer_by_hand():
+    d = np.array([0.1, 0.2, 0.3, 0.4])
+    same = np.array([1, 1, 0, 0], bool)
+    assert roc_auc(d, same) == pytest.approx(1.0)
+    assert equal_error_rate(d, same) == pytest.approx(0.0)
+    swapped = np.array([0, 0, 1, 1], bool)  # every same pair farther than every different one
+    assert roc_auc(d, swapped) == pytest.approx(0.0)
+    overlap = np.array([1, 0, 1, 0], bool)  # 0.1 same, 0.2 diff, 0.3 same, 0.4 diff
+    assert roc_auc(d, overlap) == pytest.approx(0.75)
+    assert equal_error_rate(d, overlap) == pytest.approx(0.5)

@@ -13,7 +13,11 @@ from fnet.index import IndexParams, build_index, load_index
 from fnet.io.store import Rows, write_store
 from fnet.search import UNKNOWN, Match, recognize, vote
 
+from fnet.core.pretrained import REGISTRY
+
 from conftest import DEEPFACE
+
+THRESHOLD = REGISTRY["facenet-casia"].info.threshold  # the default model's calibrated threshold
 
 
 def split(files, identities):
@@ -31,7 +35,7 @@ def enroll(tmp_path, files, emb, labels, rows):
     write_store(
         tmp_path / "enrolled.h5",
         [Rows(emb[rows], [files[i] for i in rows], [labels[i] for i in rows], np.full((n, 4), np.nan, np.float32))],
-        {"model": "facenet-casia", "embedding_dim": 512, "normalization": "fixed", "threshold": 1.17, "dtype": "float32", "root": str(DEEPFACE)},
+        {"model": "facenet-casia", "embedding_dim": 512, "normalization": "fixed", "threshold": THRESHOLD, "dtype": "float32", "root": str(DEEPFACE)},
     )
     build_index(tmp_path / "enrolled.h5", tmp_path / "enrolled.faiss", IndexParams("flat"))
     return load_index(tmp_path / "enrolled.faiss")[0]
@@ -42,7 +46,7 @@ def test_held_out_photos_are_recognised(tmp_path, deepface_embeddings, deepface_
     labels = [deepface_identities[f] for f in files]
     enrolled, held, _ = split(files, deepface_identities)
     index = enroll(tmp_path, files, emb, labels, enrolled)
-    results = recognize(emb[held], index, [labels[i] for i in enrolled], [files[i] for i in enrolled], k=5, threshold=1.17)
+    results = recognize(emb[held], index, [labels[i] for i in enrolled], [files[i] for i in enrolled], k=5, threshold=THRESHOLD)
     accuracy = np.mean([r.identity == labels[h] for r, h in zip(results, held)])
     assert len(held) == 13 and accuracy == 1.0  # 13 people, one held-out photo each
 
@@ -55,7 +59,7 @@ def test_people_never_enrolled_are_unknown(tmp_path, deepface_embeddings, deepfa
     enrolled = [i for person, rows in by_person.items() if person not in strangers for i in rows]
     probes = [i for person in strangers for i in by_person[person]]
     index = enroll(tmp_path, files, emb, labels, enrolled)
-    results = recognize(emb[probes], index, [labels[i] for i in enrolled], [files[i] for i in enrolled], k=5, threshold=1.17)
+    results = recognize(emb[probes], index, [labels[i] for i in enrolled], [files[i] for i in enrolled], k=5, threshold=THRESHOLD)
     assert len(probes) == 23 and all(r.identity == UNKNOWN for r in results)
 
 
