@@ -5,7 +5,7 @@ mode, margin, mirror-image test-time augmentation, input normalisation) and prin
 table row per setting, plus a ROC plot of all of them. Embeddings are cached under
 bench/out/lfw/, so a rerun only computes new settings.
 
-    python bench/lfw.py [--settings crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten]
+    python bench/lfw.py [--settings crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean]
 """
 
 from __future__ import annotations
@@ -25,15 +25,18 @@ LFW = ROOT.parent / "shared/data/lfw"
 
 
 def parse(setting: str) -> dict:
-    """'crop-m32-flip' -> mode crop, margin 32, flip; 'similarity-prewhiten' -> ..."""
+    """'crop-m32-flip-mean' -> mode crop, margin 32, mirror TTA, mean subtraction; 'similarity-prewhiten' -> ..."""
     parts = setting.split("-")
     margin = next((float(p[1:]) for p in parts if p.startswith("m") and p[1:].replace(".", "").isdigit()), 32.0)
-    return {"mode": parts[0], "margin": margin, "flip": "flip" in parts, "normalization": "prewhiten" if "prewhiten" in parts else "fixed"}
+    return {
+        "mode": parts[0], "margin": margin, "flip": "flip" in parts, "mean": "mean" in parts,
+        "normalization": "prewhiten" if "prewhiten" in parts else "fixed",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default="crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten")
+    parser.add_argument("--settings", default="crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(ROOT / "bench/out/lfw"))
     args = parser.parse_args()
@@ -52,7 +55,8 @@ def main() -> None:
         model.info = model.info.replace(normalization=s["normalization"])
         aligner = Aligner(detector, AlignSettings(mode=s["mode"], margin=s["margin"]))
         start = time.perf_counter()
-        result = evaluate(LFW / "lfw-deepfunneled", pairs, model, aligner, out / f"embeddings-{setting}.h5", flip=s["flip"])
+        cache = out / f"embeddings-{setting.replace('-mean', '')}.h5"  # mean subtraction reuses the embeddings
+        result = evaluate(LFW / "lfw-deepfunneled", pairs, model, aligner, cache, flip=s["flip"], subtract_mean=s["mean"])
         m = result.metrics()
         curves[setting] = (result.distances, result.same)
         print(

@@ -21,7 +21,6 @@ from fnet.align import AlignSettings, Aligner
 from fnet.core.detector import FaceDetector
 from fnet.embed import FALLBACK_CROP, centre_crop
 from fnet.evaluate import Evaluation, read_pairs
-from fnet.evaluation.metrics import squared_distances
 from fnet.io.images import load_ahead
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +69,7 @@ def main() -> None:
     print("| --- | --- | --- |")
     for name, degrade in DEGRADATIONS.items():
         emb = dict(zip(probes, model.embed(np.stack([degrade(crops[p]) for p in probes]))))
-        d = squared_distances(np.stack([gallery[p.a] for p in pairs]), np.stack([emb[p.b] for p in pairs]))
-        m = Evaluation(pairs, d, same, folds).metrics()
+        m = Evaluation(pairs, np.stack([gallery[p.a] for p in pairs]), np.stack([emb[p.b] for p in pairs]), same, folds).metrics()
         rows.append((name, m["accuracy"], m["val"]))
         print(f"| {name} | {m['accuracy']:.2%} ± {m['accuracy_standard_error']:.2%} | {m['val']:.2%} ± {m['val_std']:.2%} |", flush=True)
     plot(rows, ROOT / "docs/img/quality.png")

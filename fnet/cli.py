@@ -490,6 +490,9 @@ def evaluate(
     flip: Annotated[bool, typer.Option("--flip", help="Average each embedding with its mirror image's (test-time augmentation).")] = False,
     aligned: Annotated[bool, typer.Option("--aligned", help="DATA holds aligned crops: no detection.")] = False,
     far: Annotated[float, typer.Option(help="The false accept rate at which VAL is reported.")] = 1e-3,
+    subtract_mean: Annotated[
+        bool, typer.Option("--subtract-mean", help="The FaceNet reference's protocol: subtract the training folds' mean embedding first.")
+    ] = False,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
     json_output: JsonOption = False,
@@ -527,7 +530,8 @@ def evaluate(
             task = bar.add_task("embedding", total=None)
             result = run_evaluate(
                 data, pair_list, embedder, aligner, output / f"embeddings-{tag}.h5", flip=flip, far_target=far,
-                on_start=lambda n: bar.update(task, total=n), on_item=lambda item, reason: bar.advance(task),
+                subtract_mean=subtract_mean, on_start=lambda n: bar.update(task, total=n),
+                on_item=lambda item, reason: bar.advance(task),
             )
     except (PairsError, StoreError) as err:
         error(str(err))
@@ -540,7 +544,7 @@ def evaluate(
         print_json(metrics)
         return
     console.print(
-        f"[bold]{metrics['pairs']} pairs[/], {tag}\n"
+        f"[bold]{metrics['pairs']} pairs[/], {tag}{', mean subtracted' if subtract_mean else ''}\n"
         f"  accuracy        {metrics['accuracy']:.2%} +- {metrics['accuracy_standard_error']:.2%} (10-fold; std {metrics['accuracy_std']:.2%})\n"
         f"  VAL @ FAR={far:g}  {metrics['val']:.2%} +- {metrics['val_std']:.2%} (FAR {metrics['far']:.5f})\n"
         f"  ROC AUC         {metrics['auc']:.5f}   EER {metrics['eer']:.2%}   best threshold {metrics['best_threshold']:.3f}\n"

@@ -41,15 +41,38 @@ def read_pairs(pairs_file: Path, data_dir: Path) -> list[Pair]:
 @dataclasses.dataclass
 class Evaluation:
     pairs: list[Pair]
-    distances: np.ndarray
+    a: np.ndarray  # embeddings of each pair's first image
+    b: np.ndarray  # and of its second
     same: np.ndarray
     folds: np.ndarray
     far_target: float = 1e-3
     fallbacks: int = 0  # images without a detected face, embedded from a centre crop
+    subtract_mean: bool = False
+
+    @property
+    def distances(self) -> np.ndarray:
+        """Squared L2 per pair (after subtracting the mean of all pairs, with subtract_mean)."""
+        return self._distances(np.ones(len(self.pairs), bool))
+
+    def _distances(self, mean_of: np.ndarray) -> np.ndarray:
+        if not self.subtract_mean:
+            return squared_distances(self.a, self.b)
+        mean = np.concatenate([self.a[mean_of], self.b[mean_of]]).mean(0)
+        a, b = self.a - mean, self.b - mean
+        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+        return squared_distances(unit(a), unit(b))  # ranks as the reference's angular distance
+
+    def fold_distances(self) -> np.ndarray:
+        """For the k-fold metrics: one row per fold, the mean taken over the other folds only."""
+        if not self.subtract_mean:
+            return self.distances
+        return np.stack([self._distances(self.folds != fold) for fold in np.unique(self.folds)])
 
     def metrics(self) -> dict:
-        folds = kfold_accuracy(self.distances, self.same, self.folds)
-        val, val_std, far = kfold_val_at_far(self.distances, self.same, self.folds, self.far_target)
+        per_fold = self.fold_distances()
+        folds = kfold_accuracy(per_fold, self.same, self.folds)
+        val, val_std, far = kfold_val_at_far(per_fold, self.same, self.folds, self.far_target)
+        distances = self.distances
         return {
             "pairs": len(self.pairs),
             "same_pairs": int(self.same.sum()),
@@ -61,10 +84,11 @@ class Evaluation:
             "val_std": val_std,
             "far": far,
             "far_target": self.far_target,
-            "auc": roc_auc(self.distances, self.same),
-            "eer": equal_error_rate(self.distances, self.same),
-            "best_threshold": best_threshold(self.distances, self.same),
+            "auc": roc_auc(distances, self.same),
+            "eer": equal_error_rate(distances, self.same),
+            "best_threshold": best_threshold(distances, self.same),
             "fold_thresholds": folds.thresholds.round(4).tolist(),
+            "subtract_mean": self.subtract_mean,
             "images_without_detected_face": self.fallbacks,
         }
 
@@ -85,10 +109,16 @@ def evaluate(
     cache: Path,
     flip: bool = False,
     far_target: float = 1e-3,
+    subtract_mean: bool = False,
     on_start=None,
     on_item=None,
 ) -> Evaluation:
-    """Embed every image of the pairs (cached in `cache`) and compute their distances."""
+    """Embed every image of the pairs (cached in `cache`) and pair them up.
+
+    subtract_mean: the FaceNet reference's protocol: subtract the training folds' mean
+    embedding before comparing (it removes a dataset-wide offset; threshold-free metrics
+    use the mean of all pairs).
+    """
     data_dir = Path(data_dir)
     if not pairs:
         raise PairsError("no pairs to evaluate")
@@ -112,7 +142,7 @@ def evaluate(
     folds = np.array([p.fold for p in pairs])
     if len(np.unique(folds)) < 2:  # a one-fold list: cross-validate over ten round-robin folds
         folds = np.arange(len(pairs)) % min(10, len(pairs))
-    return Evaluation(pairs, squared_distances(a, b), np.array([p.same for p in pairs]), folds, far_target, fallbacks)
+    return Evaluation(pairs, a, b, np.array([p.same for p in pairs]), folds, far_target, fallbacks, subtract_mean)
 
 
 def write_report(path: Path, title: str, metrics: dict, result: Evaluation, aligner: Aligner | None, size: int) -> Path:

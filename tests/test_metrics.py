@@ -98,3 +98,29 @@ def test_roc_auc_and_eer_by_hand():
     overlap = np.array([1, 0, 1, 0], bool)  # 0.1 same, 0.2 diff, 0.3 same, 0.4 diff
     assert roc_auc(d, overlap) == pytest.approx(0.75)
     assert equal_error_rate(d, overlap) == pytest.approx(0.5)
+
+
+def test_mean_subtraction_uses_only_training_folds():
+    from fnet.evaluate import Evaluation
+
+    rng = np.random.default_rng(5)
+    offset = np.r_[3.0, np.zeros(7)]  # a dataset-wide offset that hides the identity signal
+    people = rng.normal(size=(40, 8))
+    a = people + offset + rng.normal(scale=0.2, size=people.shape)
+    b = np.where(np.arange(40)[:, None] % 2 == 0, people, rng.normal(size=people.shape)) + offset
+    same, folds = np.arange(40) % 2 == 0, np.arange(40) // 10  # 5 same + 5 different pairs per fold
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    plain = Evaluation([None] * 40, unit(a), unit(b), same, folds)
+    centred = Evaluation([None] * 40, a, b, same, folds, subtract_mean=True)
+    rows = centred.fold_distances()
+    assert rows.shape == (4, 40)
+    # each row's mean comes from the other three folds: changing fold 0's data leaves row 0 alone
+    a2 = a.copy()
+    a2[folds == 0] += 5.0
+    assert np.allclose(Evaluation([None] * 40, a2, b, same, folds, subtract_mean=True).fold_distances()[0][folds != 0], rows[0][folds != 0])
+    # row 2 by hand: subtract the mean of folds 0, 1, 3; renormalise; squared L2
+    mean = np.concatenate([a[folds != 2], b[folds != 2]]).mean(0)
+    by_hand = ((unit(a - mean) - unit(b - mean)) ** 2).sum(1)
+    np.testing.assert_allclose(rows[2], by_hand, rtol=1e-10)
+    assert plain.fold_distances().ndim == 1  # without the option: one shared vector
+    assert centred.metrics()["subtract_mean"] and 0.5 <= centred.metrics()["accuracy"] <= 1.0

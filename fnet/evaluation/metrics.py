@@ -59,14 +59,24 @@ class FoldResult:
         return float(self.accuracies.std(ddof=1) / np.sqrt(len(self.accuracies)))
 
 
+def _fold_rows(distances: np.ndarray, folds: np.ndarray):
+    """(fold, distances to use for it): one shared vector, or one row per fold (sorted fold ids)."""
+    for index, fold in enumerate(np.unique(folds)):
+        yield fold, (distances[index] if distances.ndim == 2 else distances)
+
+
 def kfold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> FoldResult:
-    """LFW protocol: for each fold, pick the threshold on the others, test on it."""
+    """LFW protocol: for each fold, pick the threshold on the others, test on it.
+
+    distances: one vector, or one row per fold when they depend on the training folds
+    (e.g. after subtracting the training folds' mean embedding).
+    """
     distances, same, folds = np.asarray(distances, float), np.asarray(same, bool), np.asarray(folds)
     accuracies, thresholds = [], []
-    for fold in np.unique(folds):
+    for fold, d in _fold_rows(distances, folds):
         train, test = folds != fold, folds == fold
-        threshold = best_threshold(distances[train], same[train])
-        accuracies.append(float(np.mean((distances[test] <= threshold) == same[test])))
+        threshold = best_threshold(d[train], same[train])
+        accuracies.append(float(np.mean((d[test] <= threshold) == same[test])))
         thresholds.append(threshold)
     return FoldResult(np.asarray(accuracies), np.asarray(thresholds))
 
@@ -97,14 +107,15 @@ def val_at_far(distances: np.ndarray, same: np.ndarray, far_target: float = 1e-3
 def kfold_val_at_far(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, far_target: float = 1e-3) -> tuple[float, float, float]:
     """(mean VAL, std VAL, mean FAR) on the test folds, each with the threshold set on the other folds.
 
-    This is how the FaceNet reference reports 'VAL @ FAR=1e-3' on LFW.
+    This is how the FaceNet reference reports 'VAL @ FAR=1e-3' on LFW. distances as for
+    kfold_accuracy.
     """
     distances, same, folds = np.asarray(distances, float), np.asarray(same, bool), np.asarray(folds)
     vals, fars = [], []
-    for fold in np.unique(folds):
+    for fold, d in _fold_rows(distances, folds):
         train, test = folds != fold, folds == fold
-        _, threshold = val_at_far(distances[train], same[train], far_target)
-        val, far = val_far(distances[test], same[test], threshold)
+        _, threshold = val_at_far(d[train], same[train], far_target)
+        val, far = val_far(d[test], same[test], threshold)
         vals.append(val)
         fars.append(far)
     return float(np.mean(vals)), float(np.std(vals)), float(np.mean(fars))
