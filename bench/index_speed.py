@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="flat,ivf,ivfpq,hnsw")
     parser.add_argument("--store", help="use this real embeddings store instead (queries: a sample of its rows)")
     parser.add_argument("--nprobe", default="", help="extra IVF probe counts to measure, e.g. 64,128")
+    parser.add_argument("--nlist", type=int, default=0, help="IVF cells (default: automatic)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fnet-bench-"))
@@ -77,7 +78,7 @@ def main() -> None:
     flat_rate = None
     print(f"{'kind':<7} {'params':<28} {'build s':>8} {'size MB':>8} {'peak RSS GB':>11} {'queries/s':>10} {'x flat':>7} {'R@1':>6} {'R@10':>6} {'person@1':>8}")
     for kind in args.kinds.split(","):
-        params = auto_params(IndexParams(kind), len(base), base.shape[1])
+        params = auto_params(IndexParams(kind, nlist=args.nlist if kind.startswith("ivf") else 0), len(base), base.shape[1])
         start = time.perf_counter()
         build_index(store_path, work / f"{kind}.faiss", params)
         built = time.perf_counter() - start
