@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench install install-dev clean
+.PHONY: demo test bench bench-accuracy bench-index install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,21 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest -q
 
+# Speed against the peers (minutes). For the TensorFlow `mtcnn` peer, add
+# --tf-python PATH_TO_A_PYTHON_WITH_TENSORFLOW_AND_MTCNN to align_speed.py.
 bench: install-dev
 	$(BIN)/python bench/embed_speed.py
+	$(BIN)/python bench/align_speed.py
+
+# Accuracy on LFW View 2 (../shared/data/lfw): per setting, image quality, normalisation (~40 min).
+bench-accuracy: install-dev
+	$(BIN)/python bench/lfw.py
+	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/normalization.py
+
+# FAISS indexes on 1M synthetic embeddings (~15 min, ~9 GB of memory).
+bench-index: install-dev
+	$(BIN)/python bench/index_speed.py --nprobe 48,64,96,128
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

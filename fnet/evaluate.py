@@ -135,7 +135,7 @@ def evaluate(
         raise PairsError(f"{report.errors} paired images could not be read (see the messages above)")
     with Store(cache) as store:
         rows = dict(zip(store.paths(), store.embeddings()))
-        fallbacks = int(np.isnan(store.rows().boxes[:, 0]).sum()) if aligner else 0
+        fallbacks = int(np.isnan(store.boxes()[:, 0]).sum()) if aligner else 0
     key = {p: i.rel for p, i in zip(images, items)}
     a = np.stack([rows[key[p.a]] for p in pairs])
     b = np.stack([rows[key[p.b]] for p in pairs])

@@ -158,6 +158,9 @@ class Store:
         unique, inverse = np.unique(np.asarray(rows, np.int64), return_inverse=True)
         return np.ascontiguousarray(self._file["embeddings"][unique].astype(np.float32)[inverse])
 
+    def boxes(self) -> np.ndarray:
+        return self._file["boxes"][:]
+
     def labels(self) -> list[str]:
         return self._strings("labels")
 
