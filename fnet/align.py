@@ -106,7 +106,7 @@ def align_tree(
     aligner: Aligner,
     batch_size: int = 8,
     workers: int = 2,
-    on_image: Callable[[dict], None] | None = None,
+    on_image: Callable[[list[dict]], None] | None = None,  # a photo's manifest records
     on_start: Callable[[int], None] | None = None,
     retry_failed: bool = False,
 ) -> AlignReport:
@@ -137,7 +137,7 @@ def align_tree(
                 report.no_face += records[0]["status"] == "no_face"
                 report.errors += records[0]["status"] == "error"
                 if on_image:
-                    on_image(records[0])
+                    on_image(records)
     return report
 
 

@@ -203,15 +203,20 @@ def align(
         raise typer.Exit(2)
     aligner = _aligner(device, min_face, mode, margin, size, "all" if all_faces else pick)
     start = time.perf_counter()
-    with progress("images") as bar:
+    faces_found = 0
+    with progress("photos") as bar:
         task = bar.add_task("aligning", total=None)
 
-        def on_image(record: dict) -> None:
-            if record["status"] == "error":
-                error(f"{photos / record['source']}: {record['reason']}")
-            elif record["status"] == "no_face":
-                warn(f"{photos / record['source']}: no face found")
-            bar.advance(task)
+        def on_image(records: list[dict]) -> None:
+            nonlocal faces_found
+            first = records[0]
+            if first["status"] == "error":
+                error(f"{photos / first['source']}: {first['reason']}")
+            elif first["status"] == "no_face":
+                warn(f"{photos / first['source']}: no face found")
+            else:
+                faces_found += len(records)
+            bar.update(task, advance=1, description=f"aligning: {faces_found} faces")
 
         report = align_tree(
             photos, output, aligner, batch_size=batch_size, workers=workers,
