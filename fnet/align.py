@@ -7,8 +7,6 @@ runs it over a directory tree, resumably: ``person/img.jpg`` -> ``OUT/person/img
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -16,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from fnet.alignment import align_face, pick_faces
-from fnet.core.detector import DetectorSettings, Face, FaceDetector
+from fnet.core.detector import Face, FaceDetector
+from fnet.io.atomic import atomic_path
 from fnet.io.images import ImageError, is_image_path, load_ahead
 from fnet.io.manifest import Manifest
 
@@ -78,15 +77,8 @@ def find_images(root: Path) -> list[Path]:
 
 def write_png(array: np.ndarray, path: Path) -> None:
     """Atomic: a crash never leaves a half-written crop under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array).save(tmp, "PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

@@ -20,7 +20,7 @@ from fnet.align import MANIFEST, Aligner, batched, find_images
 from fnet.core.embedder import Embedder
 from fnet.io.images import ImageError, load_ahead
 from fnet.io.manifest import Manifest
-from fnet.io.store import Rows, Store, StoreError, check_same_model, model_attrs, write_store
+from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
 
 NO_BOX = (np.nan,) * 4
 DETECT_BATCH = 8  # photos per detector pass with --align

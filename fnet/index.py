@@ -13,12 +13,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fnet import __version__
+from fnet.io.atomic import atomic_path
 from fnet.io.store import Store, StoreError
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
@@ -85,26 +85,15 @@ def _train_sample(store: Store, count: int, seed: int = 0) -> np.ndarray:
     return store.take(np.random.default_rng(seed).choice(rows, count, replace=False))
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
 def save_index(index, meta: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, lambda tmp: _faiss().write_index(_to_cpu(index), tmp))
-    _write_atomic(sidecar(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    with atomic_path(path) as tmp:
+        _faiss().write_index(_to_cpu(index), str(tmp))
+    with atomic_path(sidecar(path)) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
 
 
 def _to_cpu(index):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ import h5py
 import numpy as np
 
 from fnet import __version__
+from fnet.io.atomic import atomic_path
 
 CHUNK_ROWS = 1024
 STRING = h5py.string_dtype("utf-8")
@@ -85,34 +85,24 @@ def check_same_model(path: str | os.PathLike, have: dict, want: dict) -> None:
 
 def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict) -> int:
     """Write a whole store atomically from blocks of rows (streamed: memory stays bounded)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dtype = np.float16 if attrs.get("dtype") == "float16" else np.float32
     dim = int(attrs["embedding_dim"])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            emb = f.create_dataset("embeddings", (0, dim), dtype, maxshape=(None, dim), chunks=(CHUNK_ROWS, dim), track_times=False)
-            paths = f.create_dataset("paths", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
-            labels = f.create_dataset("labels", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
-            boxes = f.create_dataset("boxes", (0, 4), np.float32, maxshape=(None, 4), chunks=(CHUNK_ROWS, 4), track_times=False)
-            count = 0
-            for block in blocks:
-                end = count + len(block)
-                for dataset in (emb, paths, labels, boxes):
-                    dataset.resize(end, axis=0)
-                emb[count:end] = block.embeddings.astype(dtype)
-                paths[count:end] = block.paths
-                labels[count:end] = block.labels
-                boxes[count:end] = block.boxes
-                count = end
-            f.attrs.update({**attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        emb = f.create_dataset("embeddings", (0, dim), dtype, maxshape=(None, dim), chunks=(CHUNK_ROWS, dim), track_times=False)
+        paths = f.create_dataset("paths", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
+        labels = f.create_dataset("labels", (0,), STRING, maxshape=(None,), chunks=(CHUNK_ROWS,), compression="gzip", track_times=False)
+        boxes = f.create_dataset("boxes", (0, 4), np.float32, maxshape=(None, 4), chunks=(CHUNK_ROWS, 4), track_times=False)
+        count = 0
+        for block in blocks:
+            end = count + len(block)
+            for dataset in (emb, paths, labels, boxes):
+                dataset.resize(end, axis=0)
+            emb[count:end] = block.embeddings.astype(dtype)
+            paths[count:end] = block.paths
+            labels[count:end] = block.labels
+            boxes[count:end] = block.boxes
+            count = end
+        f.attrs.update({**attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return count
 
 
