@@ -288,6 +288,22 @@ def verify(
     raise typer.Exit(0 if verdict.same else 1)
 
 
+def _embed_folder(folder: Path, output: Path, embedder, aligner, **options):
+    """embed_tree with a progress bar, naming each file that fails and why."""
+    from fnet.embed import embed_tree
+    from fnet.ui import progress
+
+    with progress("photos" if aligner else "faces") as bar:
+        task = bar.add_task("embedding", total=None)
+
+        def on_item(item, reason: str | None) -> None:
+            if reason:
+                (warn if reason == "no face found" else error)(f"{item.path}: {reason}")
+            bar.advance(task)
+
+        return embed_tree(folder, output, embedder, aligner, on_start=lambda n: bar.update(task, total=n), on_item=on_item, **options)
+
+
 @app.command()
 def embed(
     folder: Annotated[Path, typer.Argument(help="Aligned crops (from `fnet align`), or photos with --align.")],
@@ -314,9 +330,8 @@ def embed(
     """
     import time
 
-    from fnet.embed import embed_tree, parse_shard
+    from fnet.embed import parse_shard
     from fnet.io.store import StoreError
-    from fnet.ui import progress
 
     if not folder.is_dir():
         error(f"{folder}: not a folder")
@@ -330,18 +345,9 @@ def embed(
     aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "center") if align_photos else None
     start = time.perf_counter()
     try:
-        with progress("faces") as bar:
-            task = bar.add_task("embedding", total=None)
-
-            def on_item(item, reason: str | None) -> None:
-                if reason:
-                    (warn if reason == "no face found" else error)(f"{item.path}: {reason}")
-                bar.advance(task)
-
-            report = embed_tree(
-                folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size,
-                workers=workers, on_start=lambda n: bar.update(task, total=n), on_item=on_item,
-            )
+        report = _embed_folder(
+            folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size, workers=workers
+        )
     except StoreError as err:
         error(str(err))
         raise typer.Exit(2) from None
@@ -557,6 +563,118 @@ def evaluate(
         f"  report          {output / 'report.html'}",
         highlight=False,
     )
+
+@app.command()
+def cluster(
+    source: Annotated[Path, typer.Argument(help="A folder of photos (every face is found), aligned crops with --aligned, or an HDF5 store from `fnet embed`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for clusters.csv, clusters.json, report.html (and faces.h5 when SOURCE is a folder).")] = Path("fnet-clusters"),
+    method: Annotated[Optional[str], typer.Option(help="whispers (default: k-NN graph + Chinese whispers, scales to millions), components, agglomerative, kmeans or hdbscan.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Squared L2 distance under which two faces may be one person (default: the model's verification threshold).")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", help="Neighbours per face in the graph (whispers, components); 50 when not given.")] = None,
+    clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters, for --method kmeans.")] = None,
+    min_size: Annotated[Optional[int], typer.Option(help="Smallest cluster, for --method hdbscan; 2 when not given.")] = None,
+    recluster: Annotated[bool, typer.Option("--recluster", help="Group every face again instead of placing only the faces new since the last run.")] = False,
+    folders: Annotated[str, typer.Option(help="Also write people/person-NNNN/ folders: none, links (symbolic links to the photos) or crops (face JPEGs).")] = "none",
+    sheet: Annotated[bool, typer.Option(help="Write report.html, a contact sheet with one row of faces per cluster.")] = True,
+    sheet_clusters: Annotated[int, typer.Option(help="Largest clusters shown on the contact sheet.")] = 200,
+    aligned: Annotated[bool, typer.Option("--aligned", help="SOURCE holds aligned face crops (from `fnet align`): no detection.")] = False,
+    min_face: MinFaceOption = 20,
+    model: ModelOption = "facenet-casia",
+    device: DeviceOption = "auto",
+    json_output: JsonOption = False,
+) -> None:
+    """Group faces by person.
+
+    From a folder of photos it detects, aligns and embeds every face into OUTPUT/faces.h5,
+    then groups them; from a store it groups the stored faces. Run it again after adding
+    photos and only the new faces are placed: they join the clusters of their close
+    neighbours or start new ones, and cluster ids already handed out stay the same.
+    Exit code 1 when some photos could not be read or held no face, 2 on bad options.
+
+    Examples: fnet cluster photos/ -o people/ --folders links;  fnet cluster faces.h5 -o people/ --method agglomerative
+    """
+    import time
+
+    from fnet.clustering import METHODS, ClusterError
+    from fnet.clustering.output import FOLDER_MODES, OutputError
+    from fnet.io.store import StoreError
+
+    if method is not None and method not in METHODS:
+        error(f"--method must be one of {', '.join(METHODS)}")
+        raise typer.Exit(2)
+    if folders not in FOLDER_MODES:
+        error(f"--folders must be one of {', '.join(FOLDER_MODES)}")
+        raise typer.Exit(2)
+    start = time.perf_counter()
+    failed = False
+    if source.is_dir():
+        embedder = _load(model, device)
+        aligner = None if aligned else _aligner(device, min_face, "crop", 32, embedder.info.input_size, "all")
+        store_path = output / "faces.h5"
+        try:
+            embedded = _embed_folder(source, store_path, embedder, aligner)
+        except StoreError as err:
+            error(str(err))
+            raise typer.Exit(2) from None
+        failed = embedded.failed
+    elif source.is_file():
+        store_path = source
+    else:
+        error(f"{source}: no such folder or store")
+        raise typer.Exit(2)
+    chosen = {"method": method, "threshold": threshold, "k": k, "n_clusters": clusters, "min_size": min_size}
+    try:
+        report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
+        written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters)
+    except (StoreError, ClusterError, OutputError) as err:
+        error(str(err))
+        raise typer.Exit(2) from None
+    seconds = round(time.perf_counter() - start, 2)
+    if json_output:
+        print_json({**vars(report), "seconds": seconds, "output": str(output), "written": written})
+    else:
+        placed = (
+            f"placed {report.new_faces} new faces ({report.joined} joined existing clusters)" if report.incremental
+            else f"grouped {report.faces} faces"
+        )
+        console.print(
+            f"{output}: {placed}; {report.clusters} clusters, {report.clusters - report.singletons} with more than one face, "
+            f"largest {report.largest}, {report.singletons} faces seen once ({report.settings['method']}, threshold "
+            f"{report.settings['threshold']:.2f}) in {seconds:.1f} s. Wrote {', '.join(written)}.",
+            highlight=False,
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _cluster_with_progress(store_path: Path, output: Path, chosen: dict, recluster: bool):
+    from fnet.cluster import cluster_store
+    from fnet.ui import progress
+
+    with progress("faces") as bar:
+        task = bar.add_task("neighbours", total=None)
+        return cluster_store(store_path, output, chosen, recluster, on_progress=lambda n: bar.advance(task, n))
+
+
+def _cluster_extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, sheet_clusters: int) -> list[str]:
+    """The optional outputs: people/ folders and the contact sheet; returns what was written."""
+    from fnet.clustering.output import CSV, JSON, PEOPLE, write_crops, write_links
+    from fnet.clustering.sheet import SHEET, write_sheet
+    from fnet.io.store import Store
+
+    written = [CSV, JSON]
+    with Store(store_path) as store:
+        if folders == "links":
+            write_links(output, Path(store.attrs.get("root", "")), store.paths(), labels)
+        elif folders == "crops":
+            for problem in write_crops(output, store, labels)[1]:
+                error(problem)
+        if folders != "none":
+            written.append(PEOPLE + "/")
+        if sheet:
+            write_sheet(output / SHEET, store, labels, f"Faces by person: {store_path.name}", max_clusters=sheet_clusters)
+            written.append(SHEET)
+    return written
 
 
 def main() -> None:

@@ -125,7 +125,7 @@ def embed_tree(
     items: list[Item] | None = None,
     fallback_crop: float | None = None,
 ) -> EmbedReport:
-    """Embed every crop (or, with an aligner, every photo) under root into the store at output.
+    """Embed every crop (or, with an aligner, the faces it picks in every photo) under root into the store at output.
 
     items: embed these instead of everything under root.
     fallback_crop: with an aligner, embed a photo without a detected face from a centred
@@ -156,7 +156,7 @@ def embed_tree(
         emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
         boxes = np.array([box for _, _, box in pending], np.float32)
         writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
-        for item, _, _ in pending:
+        for item in dict.fromkeys(item for item, _, _ in pending):  # once per photo, however many faces
             if on_item:
                 on_item(item, None)
         pending.clear()
@@ -177,8 +177,8 @@ def embed_tree(
             aligned = aligner.align([image for _, image in readable])
             crops = []
             for (item, image), faces in zip(readable, aligned):
-                if faces:
-                    crops.append((item, faces[0].crop, faces[0].face.box))
+                if faces:  # one per photo, or every face when the aligner picks "all"
+                    crops.extend((item, f.crop, f.face.box) for f in faces)
                 elif fallback_crop:
                     crops.append((item, centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX))
                     report.fallbacks += 1

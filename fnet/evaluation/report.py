@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from fnet.evaluation.metrics import roc_curve
+from fnet.io.thumbnails import thumbnail_uri
 
 
 def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, far_target: float = 1e-3) -> Path:
@@ -38,12 +36,6 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, far_ta
     return path
 
 
-def _thumbnail(image: np.ndarray, size: int = 112) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).resize((size, size), Image.BILINEAR).save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def html_report(title: str, metrics: dict, mistakes: dict[str, list[tuple[str, str, float, np.ndarray, np.ndarray]]], roc_file: str, path: Path) -> Path:
     """A self-contained page: metrics, the ROC curve, and each kind of mistake as pairs of thumbnails."""
     rows = "".join(
@@ -52,7 +44,7 @@ def html_report(title: str, metrics: dict, mistakes: dict[str, list[tuple[str, s
     sections = []
     for heading, pairs in mistakes.items():
         cards = "".join(
-            f'<figure><img src="{_thumbnail(a)}" alt="{html.escape(pa)}"><img src="{_thumbnail(b)}" alt="{html.escape(pb)}">'
+            f'<figure><img src="{thumbnail_uri(a)}" alt="{html.escape(pa)}"><img src="{thumbnail_uri(b)}" alt="{html.escape(pb)}">'
             f"<figcaption>d = {d:.3f}<br>{html.escape(Path(pa).name)}<br>{html.escape(Path(pb).name)}</figcaption></figure>"
             for pa, pb, d, a, b in pairs
         ) or "<p>none</p>"

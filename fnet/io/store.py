@@ -154,8 +154,8 @@ class Store:
     def labels(self) -> list[str]:
         return self._strings("labels")
 
-    def paths(self) -> list[str]:
-        return self._strings("paths")
+    def paths(self, start: int = 0, stop: int | None = None) -> list[str]:
+        return self._strings("paths", start, stop)
 
     def blocks(self, size: int = 8 * CHUNK_ROWS) -> Iterator[Rows]:
         for start in range(0, len(self), size):

@@ -1,0 +1,121 @@
+"""What a clustering run leaves in its output folder, and reading it back for the next run.
+
+    clusters.csv   one row per face: cluster, store row, path, box (x1, y1, x2, y2)
+    clusters.json  the settings, the store it came from, counts, and each cluster's rows
+    people/        optional: per cluster, links to its photos or its face crops
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from fnet import __version__
+from fnet.io.atomic import atomic_path
+from fnet.clustering.methods import cluster_members
+from fnet.io.store import Store
+
+CSV, JSON, PEOPLE = "clusters.csv", "clusters.json", "people"
+FOLDER_MODES = ("none", "links", "crops")
+
+
+class OutputError(ValueError):
+    """An output folder that does not belong to the store being clustered."""
+
+
+def summary(labels: np.ndarray) -> dict:
+    sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
+    return {
+        "faces": int(len(labels)),
+        "clusters": int(len(sizes)),
+        "singletons": int((sizes == 1).sum()),
+        "largest": int(sizes.max()) if len(sizes) else 0,
+    }
+
+
+def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dict) -> dict:
+    """clusters.csv and clusters.json, each written whole (a crash leaves the previous ones)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths, boxes = store.paths(), store.boxes()
+    with atomic_path(out / CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cluster", "row", "path", "x1", "y1", "x2", "y2"])
+        for row, (cluster, path, box) in enumerate(zip(labels.tolist(), paths, boxes.tolist())):
+            writer.writerow([cluster, row, path, *("" if np.isnan(v) else round(v, 1) for v in box)])
+    meta = {
+        **summary(labels),
+        "settings": settings,
+        "store": str(store.path.resolve()),
+        "model": store.attrs["model"],
+        "root": store.attrs.get("root", ""),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fnet_version": __version__,
+        "members": [m.tolist() for m in cluster_members(labels)],
+    }
+    with atomic_path(out / JSON) as tmp:
+        tmp.write_text(json.dumps(meta))
+    return meta
+
+
+def read_assignments(out: Path, store: Store) -> tuple[np.ndarray, dict] | None:
+    """(labels of the store's first rows, the previous run's metadata), or None if out holds no run."""
+    if not (out / JSON).is_file():
+        return None
+    meta = json.loads((out / JSON).read_text())
+    labels = np.full(meta["faces"], -1, np.int64)
+    for cluster, rows in enumerate(meta["members"]):
+        labels[rows] = cluster
+    if meta["model"] != store.attrs["model"] or meta["faces"] > len(store):
+        raise OutputError(f"{out}: clustered {meta['faces']} faces of {meta['model']!r}, not from {store.path}; use --recluster")
+    old_paths = store.paths(0, meta["faces"])
+    with open(out / CSV, newline="", encoding="utf-8") as handle:
+        if any(row["path"] != old_paths[i] for i, row in enumerate(csv.DictReader(handle))):
+            raise OutputError(f"{out}: its faces are not the first rows of {store.path}; use --recluster")
+    return labels, meta
+
+
+def link_name(path: str) -> str:
+    """A flat, unique file name for a store path: 'trip/day1/IMG_1.jpg' -> 'trip__day1__IMG_1.jpg'."""
+    return path.replace("/", "__")
+
+
+def cluster_folder(out: Path, cluster: int) -> Path:
+    return out / PEOPLE / f"person-{cluster + 1:04d}"
+
+
+def write_links(out: Path, root: Path, paths: list[str], labels: np.ndarray) -> int:
+    """people/person-NNNN/ with a symbolic link to each photo holding one of the cluster's faces."""
+    made = 0
+    for path, cluster in zip(paths, labels.tolist()):
+        link = cluster_folder(out, cluster) / link_name(path)
+        if link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath((root / path).resolve(), link.parent), link)
+        made += 1
+    return made
+
+
+def write_crops(out: Path, store: Store, labels: np.ndarray, size: int = 160) -> tuple[int, list[str]]:
+    """people/person-NNNN/ with each of the cluster's faces as a JPEG; (written, unreadable photos)."""
+    from PIL import Image
+
+    from fnet.clustering.sheet import face_pictures
+
+    paths, made, unreadable = store.paths(), 0, []
+    for row, picture in face_pictures(store, list(range(len(labels))), size):
+        if not isinstance(picture, np.ndarray):
+            unreadable.append(f"{paths[row]}: {picture.reason}")
+            continue
+        target = cluster_folder(out, int(labels[row])) / f"{Path(link_name(paths[row])).stem}-{row}.jpg"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                Image.fromarray(picture).save(tmp, "JPEG", quality=90)
+            made += 1
+    return made, unreadable
