@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench bench-accuracy bench-index install install-dev clean
+.PHONY: demo test bench bench-accuracy bench-index bench-cluster install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-accuracy: install-dev
 # FAISS indexes on 1M synthetic embeddings (~15 min, ~9 GB of memory).
 bench-index: install-dev
 	$(BIN)/python bench/index_speed.py --nprobe 48,64,96,128
+
+# Clustering quality on LFW / deepface-unit against scikit-learn, then 1M synthetic faces (~8 min).
+bench-cluster: install-dev
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

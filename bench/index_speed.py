@@ -20,25 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from fnet.index import IndexParams, auto_params, build_index, load_index, search
-from fnet.io.store import Rows, Store, write_store
-
-
-def synthetic(rows: int, people: int, dim: int, queries: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(people, dim)).astype(np.float32) / np.sqrt(dim)
-    spread = 0.58 / np.sqrt(dim)  # same-person squared distance ~0.5
-
-    def draw(n):
-        labels = rng.integers(0, people, n)
-        x = centres[labels] + rng.normal(scale=spread, size=(n, dim)).astype(np.float32)
-        return x / np.linalg.norm(x, axis=1, keepdims=True), labels
-
-    base, base_labels = [], []
-    for start in range(0, rows, 100_000):
-        x, y = draw(min(100_000, rows - start))
-        base.append(x), base_labels.append(y)
-    q, q_labels = draw(queries)
-    return np.concatenate(base), np.concatenate(base_labels), q, q_labels
+from fnet.io.store import Store
+from synthetic import synthetic, write_synthetic_store
 
 
 def qps(index, queries: np.ndarray) -> tuple[float, np.ndarray]:
@@ -67,11 +50,7 @@ def main() -> None:
         queries, query_labels = base[picks], base_labels[picks]
     else:
         base, base_labels, queries, query_labels = synthetic(args.rows, args.rows // 10, 512, args.queries)
-        store_path = work / "synthetic.h5"
-        attrs = {"model": "synthetic", "embedding_dim": 512, "normalization": "fixed", "threshold": 1.17, "dtype": "float32", "root": ""}
-        write_store(store_path, (Rows(base[i : i + 100_000], [str(j) for j in range(i, min(i + 100_000, len(base)))],
-                                      [""] * len(base[i : i + 100_000]), np.full((len(base[i : i + 100_000]), 4), np.nan, np.float32))
-                                 for i in range(0, len(base), 100_000)), attrs)
+        store_path = write_synthetic_store(work / "synthetic.h5", base, base_labels, threshold=1.17)
     print(f"{len(base):,} vectors of {base.shape[1]} dimensions, {len(queries)} queries")
 
     exact_ids = None

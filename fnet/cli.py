@@ -625,7 +625,7 @@ def cluster(
     chosen = {"method": method, "threshold": threshold, "k": k, "n_clusters": clusters, "min_size": min_size}
     try:
         report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
-        written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters)
+        written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}")
     except (StoreError, ClusterError, OutputError) as err:
         error(str(err))
         raise typer.Exit(2) from None
@@ -656,7 +656,7 @@ def _cluster_with_progress(store_path: Path, output: Path, chosen: dict, reclust
         return cluster_store(store_path, output, chosen, recluster, on_progress=lambda n: bar.advance(task, n))
 
 
-def _cluster_extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, sheet_clusters: int) -> list[str]:
+def _cluster_extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, sheet_clusters: int, title: str) -> list[str]:
     """The optional outputs: people/ folders and the contact sheet; returns what was written."""
     from fnet.clustering.output import CSV, JSON, PEOPLE, write_crops, write_links
     from fnet.clustering.sheet import SHEET, write_sheet
@@ -672,7 +672,7 @@ def _cluster_extras(store_path: Path, output: Path, labels, folders: str, sheet:
         if folders != "none":
             written.append(PEOPLE + "/")
         if sheet:
-            write_sheet(output / SHEET, store, labels, f"Faces by person: {store_path.name}", max_clusters=sheet_clusters)
+            write_sheet(output / SHEET, store, labels, title, max_clusters=sheet_clusters)
             written.append(SHEET)
     return written
 

@@ -38,7 +38,7 @@ def chinese_whispers(
     connected = np.flatnonzero(degree > 0)
     for _ in range(iterations):
         changed = 0
-        for block in np.array_split(rng.permutation(connected), 10):
+        for block in np.array_split(rng.permutation(connected), min(10, len(connected))):
             new = _majority_labels(block, indptr, indices, data, labels, rng)
             changed += int((new != labels[block]).sum())
             labels[block] = new

@@ -16,6 +16,7 @@ from fnet.clustering.graph import chinese_whispers, connected_components
 from fnet.clustering.knn import graph_edges, knn_graph
 
 DENSE_MAX_ROWS = 30_000  # agglomerative / HDBSCAN hold an N x N distance matrix
+KMEANS_RESTARTS = 10  # as scikit-learn's n_init: one k-means++ start finds the best grouping only now and then
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +70,37 @@ def agglomerative(x: np.ndarray, s: ClusterSettings, on_progress=None) -> np.nda
 
 
 def kmeans(x: np.ndarray, s: ClusterSettings, on_progress=None) -> np.ndarray:
+    """Lloyd's k-means (FAISS) from k-means++ seeds: random seeds rarely land on every small
+    person, and then a big person is split while two small ones are merged."""
     import faiss
 
     if not 1 <= s.n_clusters <= len(x):
         raise ClusterError(f"kmeans needs --clusters between 1 and the number of faces ({len(x)}), not {s.n_clusters}")
-    model = faiss.Kmeans(x.shape[1], s.n_clusters, niter=25, seed=s.seed, max_points_per_centroid=256)
-    model.train(np.ascontiguousarray(x, dtype=np.float32))
-    return model.index.search(np.ascontiguousarray(x, dtype=np.float32), 1)[1][:, 0]
+    rng, best = np.random.default_rng(s.seed), None
+    for _ in range(KMEANS_RESTARTS):  # the lowest within-cluster sum of squares wins
+        model = faiss.Kmeans(x.shape[1], s.n_clusters, niter=25, seed=s.seed, min_points_per_centroid=1, max_points_per_centroid=256)
+        model.train(x, init_centroids=_kmeans_plus_plus(x, s.n_clusters, rng))
+        if best is None or model.obj[-1] < best.obj[-1]:
+            best = model
+    return best.index.search(x, 1)[1][:, 0]
+
+
+def _kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ (Arthur & Vassilvitskii, 2007, as scikit-learn seeds): of 2 + log k candidates
+    drawn with probability ~ squared distance to the nearest seed, keep the one that lowers the total most."""
+    sample = x if len(x) <= 256 * k else x[rng.choice(len(x), 256 * k, replace=False)]
+    tries = 2 + int(np.log(k))
+    seeds = [sample[rng.integers(len(sample))]]
+    nearest = ((sample - seeds[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = nearest / nearest.sum() if nearest.sum() > 0 else None
+        candidates = sample[rng.choice(len(sample), tries, p=p)]
+        squared = (sample * sample).sum(1) + (candidates * candidates).sum(1)[:, None] - 2.0 * candidates @ sample.T
+        after = np.minimum(nearest[None], np.maximum(squared, 0.0))
+        best = int(after.sum(1).argmin())
+        seeds.append(candidates[best])
+        nearest = after[best]
+    return np.ascontiguousarray(seeds, dtype=np.float32)
 
 
 def hdbscan(x: np.ndarray, s: ClusterSettings, on_progress=None) -> np.ndarray:
@@ -85,7 +110,7 @@ def hdbscan(x: np.ndarray, s: ClusterSettings, on_progress=None) -> np.ndarray:
     _dense_check(x, "hdbscan")
     if len(x) < 2:
         return np.zeros(len(x), np.int64)
-    labels = HDBSCAN(min_cluster_size=max(2, s.min_size), min_samples=1, metric="euclidean").fit_predict(x)
+    labels = HDBSCAN(min_cluster_size=max(2, s.min_size), min_samples=1, metric="euclidean", copy=True).fit_predict(x)
     noise = labels < 0
     labels[noise] = labels.max() + 1 + np.arange(noise.sum())
     return labels
