@@ -7,9 +7,11 @@ from collections.abc import Callable
 from torch import nn
 
 from fnet.core.models.inception_resnet_v1 import InceptionResnetV1, fuse_conv_bn
+from fnet.core.models.small import SmallFaceNet
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "inception_resnet_v1": InceptionResnetV1,
+    "small": SmallFaceNet,
 }
 
 
@@ -22,4 +24,4 @@ def create_model(architecture: str, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "create_model", "fuse_conv_bn", "InceptionResnetV1"]
+__all__ = ["ARCHITECTURES", "InceptionResnetV1", "SmallFaceNet", "create_model", "fuse_conv_bn"]

@@ -121,6 +121,9 @@ class InceptionResnetV1(nn.Module):
     160 x 160 inputs reproduce the pretrained model; any size >= 75 px works.
     """
 
+    input_size = 160
+    tail = ("repeat_2", "block8", "bottleneck", "bottleneck_bn")  # what `--train-layers last` trains
+
     def __init__(self, embedding_dim: int = 512, dropout: float = 0.0):
         super().__init__()
         self.embedding_dim = embedding_dim

@@ -1,0 +1,373 @@
+"""The training loop: identity-balanced batches -> embeddings -> online mining -> triplet
+loss -> optimizer step; held-out validation with the evaluate stage's metrics, metrics to
+JSONL, checkpoints in the fnet format, resume, and DDP under torchrun.
+
+Run folder: config.json, metrics.jsonl (a line per step, and per validation with
+"kind": "val"), checkpoints/step-NNNNNNN.safetensors (+ .optim.safetensors to resume),
+model.safetensors (the final model, for every other fnet command), curves.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fnet.core.checkpoint import save_checkpoint
+from fnet.core.device import autocast, autocast_dtype, prefers_channels_last, resolve_device
+from fnet.core.embedder import Embedder, standardize
+from fnet.core.info import ModelInfo
+from fnet.core.models import create_model
+from fnet.embed import tree_items
+from fnet.evaluation.metrics import kfold_accuracy, val_at_far
+from fnet.training.data import Augment, FaceFolder, split_identities
+from fnet.training.losses import triplet_loss
+from fnet.training.miners import FALLBACKS, STRATEGIES, mine
+from fnet.training.sampler import IdentityBalancedSampler
+from fnet.training.state import load_optimizer, save_optimizer, write_json
+
+OPTIMIZERS = ("adagrad", "adam", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: str
+    output: str
+    init: str = "scratch"  # scratch, pretrained (a named model: see `pretrained`) or a checkpoint file
+    architecture: str = "small"
+    embedding_dim: int = 128
+    pretrained: str = "facenet-casia"
+    identities: int = 16  # P per batch
+    per_identity: int = 4  # K per identity
+    extra: int = 0  # random extra faces per batch (negatives)
+    steps: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup: int = 0
+    margin: float = 0.2
+    mining: str = "semihard"
+    pick: str = "random"  # semihard: random or hardest semi-hard negative
+    fallback: str = "hardest"
+    clip: float = 0.0  # max gradient norm; 0 = off
+    train_layers: str = "all"  # or "last": only the network's last block and head
+    freeze_bn: bool = False  # batch norm keeps its running statistics (small batches, fine-tuning)
+    augment: bool = True
+    held_out: float = 0.2  # share of identities kept out of training for validation
+    validate_every: int = 100
+    checkpoint_every: int = 200
+    val_pairs: int = 3000
+    workers: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    gather: bool = False  # DDP: mine over the whole global batch (all_gather) instead of per replica
+    compatible_with: str | None = None  # harmonic embeddings: stay comparable with this checkpoint's
+
+    def check(self) -> None:
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+            ("mining", self.mining, STRATEGIES), ("fallback", self.fallback, FALLBACKS),
+            ("train_layers", self.train_layers, ("all", "last")), ("pick", self.pick, ("random", "hardest")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.gather and self.compatible_with:
+            raise ValueError("--gather and --compatible-with cannot be combined")
+        if self.identities < 2 or self.per_identity < 2:
+            raise ValueError("batches need at least 2 identities with at least 2 faces each")
+
+
+@dataclasses.dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed(device_spec: str) -> tuple[Distributed, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed(), resolve_device(device_spec)
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available() and device_spec != "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return Distributed(dist.get_rank(), world), device
+
+
+def _initial_model(c: TrainConfig) -> tuple[torch.nn.Module, ModelInfo]:
+    from fnet.core.checkpoint import load_checkpoint
+    from fnet.core.pretrained import is_pretrained_name, pretrained_checkpoint
+
+    if c.init == "scratch":
+        module = create_model(c.architecture, embedding_dim=c.embedding_dim)
+        info = ModelInfo(name=Path(c.output).name, architecture=c.architecture, embedding_dim=c.embedding_dim,
+                         input_size=module.input_size, normalization="fixed", threshold=1.0)
+        return module, info
+    path = pretrained_checkpoint(c.pretrained) if c.init == "pretrained" else Path(c.init)
+    if c.init == "pretrained" and not is_pretrained_name(c.pretrained):
+        raise ValueError(f"unknown pretrained model {c.pretrained!r} (see `fnet models`)")
+    state, info = load_checkpoint(path)
+    module = create_model(info.architecture, embedding_dim=info.embedding_dim)
+    module.load_state_dict(state)
+    return module, info.replace(name=Path(c.output).name, source=str(path))
+
+
+def _set_trainable(module: torch.nn.Module, c: TrainConfig) -> list[torch.nn.Module]:
+    """Freeze all but the tail when asked; returns the modules to keep in eval mode."""
+    frozen = []
+    if c.train_layers == "last":
+        tail = set(getattr(module, "tail", ()))
+        for name, child in module.named_children():
+            if name not in tail:
+                child.requires_grad_(False)
+                frozen.append(child)
+    if c.freeze_bn:
+        frozen += [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    return frozen
+
+
+def _optimizer(c: TrainConfig, params) -> torch.optim.Optimizer:
+    if c.optimizer == "adagrad":  # the paper's choice
+        return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def _lr_factor(c: TrainConfig, step: int) -> float:
+    if c.warmup and step < c.warmup:
+        return (step + 1) / c.warmup
+    progress = step / max(1, c.steps)
+    if c.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if c.schedule == "step":
+        return 0.1 ** int(progress * 3)  # /10 after each third
+    return 1.0
+
+
+def validation_pairs(labels: list[str], count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows a, rows b, same) of held-out faces: up to `count` same-person and `count` different pairs."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    same_a, same_b = np.nonzero((labels[:, None] == labels[None, :]) & np.triu(np.ones((len(labels),) * 2, bool), 1))
+    pick = rng.permutation(len(same_a))[:count]
+    a = rng.integers(0, len(labels), 4 * count)
+    b = rng.integers(0, len(labels), 4 * count)
+    differ = np.flatnonzero(labels[a] != labels[b])[:count]
+    rows_a = np.concatenate([same_a[pick], a[differ]])
+    rows_b = np.concatenate([same_b[pick], b[differ]])
+    return rows_a, rows_b, np.r_[np.ones(len(pick), bool), np.zeros(len(differ), bool)]
+
+
+def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
+    folds = np.arange(len(same)) % 10
+    val, _ = val_at_far(distances, same, 1e-3)
+    return {"accuracy": kfold_accuracy(distances, same, folds).mean, "val_at_far_1e-3": val}
+
+
+class Trainer:
+    def __init__(self, c: TrainConfig, on_record: Callable[[dict], None] | None = None):
+        c.check()
+        self.c, self.on_record = c, on_record
+        self.dist, self.device = _distributed(c.device)
+        self.out = Path(c.output)
+        torch.manual_seed(c.seed)
+        module, self.info = _initial_model(c)
+        self.info = self.info.replace(training={k: v for k, v in dataclasses.asdict(c).items() if k not in ("output",)})
+        self.frozen = _set_trainable(module, c)
+        self.channels_last = prefers_channels_last(self.device)
+        self.module = module.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        self.model = self.module
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.dtype = autocast_dtype(self.device, c.precision)
+        self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
+        self.optimizer = _optimizer(c, [p for p in self.module.parameters() if p.requires_grad])
+        self.old = None
+        if c.compatible_with:
+            from fnet.loading import load_model
+
+            self.old = load_model(c.compatible_with, device=self.device)
+            if self.old.info.embedding_dim != self.info.embedding_dim:
+                raise ValueError(f"{c.compatible_with}: {self.old.info.embedding_dim}-D embeddings; the new model makes {self.info.embedding_dim}-D")
+        items = [item for item in tree_items(Path(c.data)) if item.label]
+        if not items:
+            raise ValueError(f"{c.data}: no faces in identity folders (expected {c.data}/PERSON/FACE.png from `fnet align`)")
+        train_items, held_items = split_identities(items, c.held_out, c.seed)
+        self.train_set = FaceFolder(train_items, self.info.input_size, Augment() if c.augment else None)
+        self.held_set = FaceFolder(held_items, self.info.input_size)
+        self.start = self._resume()
+
+    # --- persistence ---------------------------------------------------------------------
+    def _checkpoints(self) -> list[Path]:
+        return sorted((self.out / "checkpoints").glob("step-*[0-9].safetensors"))
+
+    def _resume(self) -> int:
+        """Continue from the newest checkpoint in the run folder, if any."""
+        found = [p for p in self._checkpoints() if p.with_suffix(".optim.safetensors").is_file()]
+        if not found:
+            return 0
+        from fnet.core.checkpoint import load_checkpoint
+
+        state, _ = load_checkpoint(found[-1])
+        self.module.load_state_dict(state)
+        step = load_optimizer(found[-1].with_suffix(".optim.safetensors"), self.optimizer)
+        metrics = self.out / "metrics.jsonl"
+        if self.dist.main and metrics.is_file():  # drop lines of steps after the checkpoint
+            keep = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            metrics.write_text("".join(line + "\n" for line in keep))
+        return step
+
+    def save(self, step: int, final: bool = False) -> Path:
+        info = self.info.replace(training={**self.info.training, "step": step})
+        path = self.out / ("model.safetensors" if final else f"checkpoints/step-{step:07d}.safetensors")
+        save_checkpoint(path, self.module.state_dict(), info)
+        if not final:
+            save_optimizer(path.with_suffix(".optim.safetensors"), self.optimizer, step)
+        return path
+
+    def record(self, data: dict) -> None:
+        if self.dist.main:
+            with open(self.out / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps(data) + "\n")
+        if self.on_record:
+            self.on_record(data)
+
+    # --- one step ----------------------------------------------------------------------------
+    def _embed(self, batch: torch.Tensor) -> torch.Tensor:
+        x = standardize(batch.to(self.device, non_blocking=True), self.info.normalization)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.dtype):
+            return self.model(x).float()
+
+    def _gather(self, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch.distributed as dist
+        from torch.distributed.nn.functional import all_gather
+
+        everyone = [torch.empty_like(labels) for _ in range(self.dist.world)]
+        dist.all_gather(everyone, labels)
+        return torch.cat(all_gather(emb)), torch.cat(everyone)
+
+    def step(self, step: int, batch: torch.Tensor, labels: torch.Tensor) -> dict:
+        c = self.c
+        started = time.perf_counter()
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
+        labels = labels.to(self.device)
+        emb = self._embed(batch)
+        if c.gather and self.dist.world > 1:
+            emb, labels = self._gather(emb, labels)
+        new_rows = len(emb)
+        if self.old is not None:  # harmonic: triplets mix new anchors with old-model faces
+            old_input = batch if self.old.info.input_size == self.info.input_size else F.interpolate(
+                batch, size=(self.old.info.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+            emb = torch.cat([emb, self.old.embed_tensor(old_input).clone()])
+            labels = torch.cat([labels, labels])
+        self._sync()
+        mined = time.perf_counter()
+        generator = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + step)
+        triplets, stats = mine(emb, labels, c.mining, c.margin, c.pick, c.fallback, step / max(1, c.steps), generator)
+        if self.old is not None:
+            triplets = triplets[triplets[:, 0] < new_rows]
+        self._sync()
+        mining_s = time.perf_counter() - mined
+        loss = triplet_loss(emb, triplets, c.margin)
+        for group in self.optimizer.param_groups:
+            group["lr"] = c.lr * _lr_factor(c, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if c.clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self._sync()
+        seconds = time.perf_counter() - started
+        with torch.no_grad():
+            spread = float((emb[:new_rows] - emb[:new_rows].mean(0)).pow(2).sum(1).mean())
+        return {
+            "step": step + 1, "loss": float(loss.detach()), "triplets": stats.triplets, "active": stats.active_share,
+            "semihard": stats.semihard_share, "d_ap": stats.mean_ap, "d_an": stats.mean_an, "spread": spread,
+            "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": len(batch) * self.dist.world / seconds,
+            "triplets_per_s": stats.triplets / seconds, "mining_share": mining_s / seconds,
+        }
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # --- validation ----------------------------------------------------------------------------
+    def validate(self, step: int) -> dict:
+        """Held-out identities: 10-fold accuracy and VAL at FAR=1e-3 (and across models when harmonic)."""
+        if len(self.held_set) < 2:
+            return {}
+        crops = np.stack([self.held_set.load(i).permute(1, 2, 0).numpy().astype(np.uint8) for i in range(len(self.held_set))])
+        embedder = Embedder(self.module, self.info, device=self.device)
+        emb = embedder.embed(crops)
+        a, b, same = validation_pairs(self.held_set.labels, self.c.val_pairs, self.c.seed)
+        result = {"step": step, "kind": "val", **_scores(((emb[a] - emb[b]) ** 2).sum(1), same)}
+        if self.old is not None:
+            old = self.old.embed(crops)
+            result.update({f"cross_{k}": v for k, v in _scores(((emb[a] - old[b]) ** 2).sum(1), same).items()})
+        return result
+
+    # --- the run ---------------------------------------------------------------------------------
+    def batches(self):
+        sampler = IdentityBalancedSampler(self.train_set.labels, self.c.identities, self.c.per_identity, self.c.extra,
+                                          self.c.seed, self.start, self.dist.rank, self.dist.world)
+        keyed = ([(row, hash((self.c.seed, number, position)) & 0x7FFFFFFF) for position, row in enumerate(rows)]
+                 for number, rows in enumerate(sampler, self.start))
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=keyed, num_workers=self.c.workers, pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.c.workers else None, persistent_workers=False,
+        )
+        return iter(loader)
+
+    def run(self) -> Path:
+        c = self.c
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", dataclasses.asdict(c))
+            if self.start == 0 and c.validate_every:
+                self.record(self.validate(0))
+        batches = self.batches()
+        for step in range(self.start, c.steps):
+            batch, labels = next(batches)
+            self.record(self.step(step, batch, labels))
+            done = step + 1
+            if self.dist.main and c.checkpoint_every and done % c.checkpoint_every == 0 and done < c.steps:
+                self.save(done)
+            if self.dist.main and c.validate_every and (done % c.validate_every == 0 or done == c.steps):
+                self.record(self.validate(done))
+        if not self.dist.main:
+            return self.out / "model.safetensors"
+        self.save(c.steps)  # resumable at the end too
+        path = self.save(c.steps, final=True)
+        from fnet.training.curves import plot_curves
+
+        plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        return path
