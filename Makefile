@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench bench-accuracy bench-index bench-cluster install install-dev clean
+.PHONY: demo test bench bench-accuracy bench-index bench-cluster bench-train install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-index: install-dev
 # Clustering quality on LFW / deepface-unit against scikit-learn, then 1M synthetic faces (~8 min).
 bench-cluster: install-dev
 	$(BIN)/python bench/cluster.py
+
+# Training-step speed and mining share; the miner against pytorch-metric-learning's (~2 min).
+bench-train: install-dev
+	$(BIN)/python bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

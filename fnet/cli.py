@@ -14,7 +14,7 @@ app = typer.Typer(
     name="fnet",
     help="Face recognition with FaceNet embeddings: detect and align faces, embed them, verify, search and cluster.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal width
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

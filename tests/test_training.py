@@ -246,3 +246,19 @@ def test_cli_train_writes_a_usable_model_and_curves(face_tree, tmp_path):
     assert emb.shape == (2, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     records = [line for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum('"kind": "val"' in r for r in records) == 2 and (out / "curves.png").stat().st_size > 10_000
+
+
+def test_an_unreadable_training_face_is_named_and_replaced(face_tree, tmp_path):
+    import shutil
+
+    from fnet.embed import tree_items
+    from fnet.training.data import FaceFolder
+
+    root = tmp_path / "faces"
+    shutil.copytree(face_tree, root)
+    (root / PEOPLE[0] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    data = FaceFolder(tree_items(root), 96)
+    bad = next(i for i, item in enumerate(data.items) if item.path.name == "broken.png")
+    with pytest.warns(UserWarning, match=r"broken\.png.*another face of 'George_W_Bush'"):
+        x, label = data[(bad, 0)]
+    assert x.shape == (3, 96, 96) and x.std() > 10 and label == data.label_ids[bad]  # a real face, same person

@@ -5,6 +5,7 @@ seed, so that a batch is the same whenever it is drawn (resume, several processe
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +54,22 @@ class FaceFolder(torch.utils.data.Dataset):
         return len(self.items)
 
     def load(self, row: int) -> torch.Tensor:
-        try:
-            image = load_image(self.items[row].path)
-        except ImageError:
-            image = np.zeros((self.size, self.size, 3), np.uint8)  # counted by the caller's check
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float()  # a writable copy
+        """The face at its stored size, CHW float; raises ImageError naming the file."""
+        return torch.from_numpy(np.array(load_image(self.items[row].path))).permute(2, 0, 1).float()  # a writable copy
+
+    def _substitute(self, row: int) -> int:
+        """Another face of the same person, for a file that cannot be read."""
+        same = [r for r, label in enumerate(self.labels) if label == self.labels[row] and r != row]
+        return same[row % len(same)] if same else (row + 1) % len(self.items)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         row, seed = key
-        x = self.load(row)
+        try:
+            x = self.load(row)
+        except ImageError as err:
+            warnings.warn(f"{err}; training on another face of {self.labels[row]!r} instead", stacklevel=1)
+            row = self._substitute(row)
+            x = self.load(row)
         if self.augment is not None:
             x = augment(x, self.augment, torch.Generator().manual_seed(seed))
         if x.shape[-2:] != (self.size, self.size):

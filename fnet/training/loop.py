@@ -28,6 +28,7 @@ from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.embed import tree_items
 from fnet.evaluation.metrics import kfold_accuracy, val_at_far
+from fnet.io.images import ImageError
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import triplet_loss
 from fnet.training.miners import FALLBACKS, STRATEGIES, mine
@@ -325,10 +326,16 @@ class Trainer:
         """Held-out identities: 10-fold accuracy and VAL at FAR=1e-3 (and across models when harmonic)."""
         if len(self.held_set) < 2:
             return {}
-        crops = np.stack([self.held_set.load(i).permute(1, 2, 0).numpy().astype(np.uint8) for i in range(len(self.held_set))])
+        crops, labels = [], []
+        for row in range(len(self.held_set)):
+            try:
+                crops.append(self.held_set.load(row).permute(1, 2, 0).numpy().astype(np.uint8))
+                labels.append(self.held_set.labels[row])
+            except ImageError:
+                continue  # named once by the training data's warning; validation just leaves it out
         embedder = Embedder(self.module, self.info, device=self.device)
         emb = embedder.embed(crops)
-        a, b, same = validation_pairs(self.held_set.labels, self.c.val_pairs, self.c.seed)
+        a, b, same = validation_pairs(labels, self.c.val_pairs, self.c.seed)
         result = {"step": step, "kind": "val", **_scores(((emb[a] - emb[b]) ** 2).sum(1), same)}
         if self.old is not None:
             old = self.old.embed(crops)

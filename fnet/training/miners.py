@@ -1,5 +1,5 @@
 """Online triplet mining inside a batch, vectorised on the batch's device: one pairwise
-distance matrix, boolean masks, no Python loop over triplets.
+distance matrix, masks and per-anchor sorting, no Python loop over triplets.
 
 - semihard (FaceNet): every anchor-positive pair, with a negative farther than the positive
   but inside the margin, d(a,p) < d(a,n) < d(a,p) + alpha; picked at random or the hardest
@@ -43,32 +43,34 @@ def semihard_triplets(
     distances: torch.Tensor, labels: torch.Tensor, margin: float, pick: str = "random", fallback: str = "hardest",
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """((T, 3) triplets, per-pair bool: had a semi-hard negative)."""
+    """((T, 3) triplets, per-pair bool: had a semi-hard negative).
+
+    Each anchor's negatives are sorted by distance once; a pair's semi-hard negatives are
+    then one contiguous run of that order, found by binary search: O(N^2 log N) time and
+    O(N^2) memory for the batch, instead of an (anchor-positive pairs x N) mask.
+    """
     positive, negative = _pair_masks(labels)
+    ranked, order = torch.where(negative, distances, float("inf")).sort(1)
+    count = negative.sum(1)
+    first_beyond = torch.searchsorted(ranked, distances.contiguous(), right=True)  # first d(a,n) > d(a,p)
+    first_outside = torch.searchsorted(ranked, (distances + margin).contiguous())  # first d(a,n) >= d(a,p) + margin
     anchor, pos = positive.nonzero(as_tuple=True)
-    d_ap = distances[anchor, pos][:, None]
-    d_an = distances[anchor]  # (pairs, N)
-    candidates = negative[anchor]
-    semihard = candidates & (d_an > d_ap) & (d_an < d_ap + margin)
-    found = semihard.any(1)
+    lo, hi, n = first_beyond[anchor, pos], first_outside[anchor, pos], count[anchor]
+    found = hi > lo
     if pick == "random":
-        noise = torch.rand(d_an.shape, device=d_an.device, generator=generator)
-        chosen = torch.where(semihard, noise, -1.0).argmax(1)
-    else:  # the hardest semi-hard negative: nearest to the anchor
-        chosen = torch.where(semihard, d_an, float("inf")).argmin(1)
+        u = torch.rand(len(lo), device=distances.device, generator=generator)
+        slot = lo + (u * (hi - lo)).long().clamp_max((hi - lo - 1).clamp_min(0))
+    else:  # the hardest semi-hard negative: the nearest beyond the positive
+        slot = lo
     keep = found
-    if fallback == "hardest":  # nearest negative beyond the positive; else the nearest of all
-        beyond = candidates & (d_an > d_ap)
-        harder = torch.where(beyond, d_an, float("inf")).argmin(1)
-        nearest = torch.where(candidates, d_an, float("inf")).argmin(1)
-        chosen = torch.where(found, chosen, torch.where(beyond.any(1), harder, nearest))
-        keep = candidates.any(1)
+    if fallback == "hardest":  # nearest negative beyond the positive; if none, the nearest of all
+        slot = torch.where(found, slot, torch.where(lo < n, lo, torch.zeros_like(lo)))
+        keep = n > 0
     elif fallback == "easiest":
-        easiest = torch.where(candidates, d_an, -float("inf")).argmax(1)
-        chosen = torch.where(found, chosen, easiest)
-        keep = candidates.any(1)
-    triplets = torch.stack([anchor, pos, chosen], 1)[keep]
-    return triplets, found
+        slot = torch.where(found, slot, (n - 1).clamp_min(0))
+        keep = n > 0
+    chosen = order[anchor, slot.clamp_max(len(labels) - 1)]
+    return torch.stack([anchor, pos, chosen], 1)[keep], found
 
 
 def hard_triplets(distances: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
