@@ -242,6 +242,8 @@ def test_cli_train_writes_a_usable_model_and_curves(face_tree, tmp_path):
     assert result.exit_code == 0, result.output
     model = fnet.load_model(out / "model.safetensors", device="cpu")
     assert model.info.architecture == "small" and model.info.embedding_dim == 128 and model.info.training["steps"] == 3
+    last_val = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"val"' in line][-1]
+    assert model.info.threshold == last_val["threshold"]  # calibrated on the held-out pairs
     emb = model.embed(np.zeros((2, 96, 96, 3), np.uint8))
     assert emb.shape == (2, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     records = [line for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -27,7 +27,7 @@ from fnet.core.embedder import Embedder, standardize
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.embed import tree_items
-from fnet.evaluation.metrics import kfold_accuracy, val_at_far
+from fnet.evaluation.metrics import best_threshold, kfold_accuracy, val_at_far
 from fnet.io.images import ImageError
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import triplet_loss
@@ -183,7 +183,8 @@ def validation_pairs(labels: list[str], count: int, seed: int = 0) -> tuple[np.n
 def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
     folds = np.arange(len(same)) % 10
     val, _ = val_at_far(distances, same, 1e-3)
-    return {"accuracy": kfold_accuracy(distances, same, folds).mean, "val_at_far_1e-3": val}
+    return {"accuracy": kfold_accuracy(distances, same, folds).mean, "val_at_far_1e-3": val,
+            "threshold": best_threshold(distances, same)}
 
 
 class Trainer:
@@ -337,9 +338,11 @@ class Trainer:
         emb = embedder.embed(crops)
         a, b, same = validation_pairs(labels, self.c.val_pairs, self.c.seed)
         result = {"step": step, "kind": "val", **_scores(((emb[a] - emb[b]) ** 2).sum(1), same)}
+        self.info = self.info.replace(threshold=result["threshold"])  # the saved model's verification threshold
         if self.old is not None:
             old = self.old.embed(crops)
-            result.update({f"cross_{k}": v for k, v in _scores(((emb[a] - old[b]) ** 2).sum(1), same).items()})
+            cross = _scores(((emb[a] - old[b]) ** 2).sum(1), same)
+            result.update({f"cross_{k}": v for k, v in cross.items() if k != "threshold"})
         return result
 
     # --- the run ---------------------------------------------------------------------------------
