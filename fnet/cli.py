@@ -724,6 +724,9 @@ def train(
     from fnet.training.loop import TrainConfig, Trainer
     from fnet.ui import progress
 
+    if not data.is_dir():
+        error(f"{data}: no such folder")
+        raise typer.Exit(2)
     settings = TrainConfig(
         data=str(data), output=str(output), init=init, architecture=architecture, embedding_dim=embedding_dim,
         pretrained=pretrained, identities=identities, per_identity=per_identity, extra=extra, steps=steps,

@@ -67,6 +67,10 @@ def test_whispers_cut_a_weak_bridge_that_components_follow():
 def test_an_isolated_face_stays_alone():
     labels = chinese_whispers(3, np.array([0]), np.array([1]), np.array([1.0]))
     assert labels[0] == labels[1] != labels[2]
+    assert chinese_whispers(2, np.zeros(0, int), np.zeros(0, int), np.zeros(0)).tolist() == [0, 1]  # no edges at all
+    x, _ = blobs([1])
+    for method in ("whispers", "components", "agglomerative", "hdbscan"):
+        assert cluster(x, ClusterSettings(method=method)).tolist() == [0]  # one face: one cluster
 
 
 def test_knn_graph_matches_brute_force_without_self():

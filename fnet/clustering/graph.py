@@ -36,7 +36,7 @@ def chinese_whispers(
     rng = np.random.default_rng(seed)
     degree = np.diff(indptr)
     connected = np.flatnonzero(degree > 0)
-    for _ in range(iterations):
+    for _ in range(iterations if len(connected) else 0):
         changed = 0
         for block in np.array_split(rng.permutation(connected), min(10, len(connected))):
             new = _majority_labels(block, indptr, indices, data, labels, rng)
