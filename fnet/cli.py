@@ -757,7 +757,8 @@ def train(
         except (ValueError, CheckpointError) as err:
             error(str(err))
             raise typer.Exit(2) from None
-    console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False)
+    if trainer.dist.main:
+        console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False)
 
 
 def main() -> None:

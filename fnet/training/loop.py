@@ -187,6 +187,29 @@ def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
             "threshold": best_threshold(distances, same)}
 
 
+class _GatherWithGradient(torch.autograd.Function):
+    """Every process's embeddings, concatenated in rank order; the backward pass sends each
+    process the summed gradient of its own rows (every process computes the same loss, and
+    DDP then averages: together, the gradient of one process on the whole batch)."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local.contiguous())
+        ctx.rank, ctx.rows = dist.get_rank(), len(local)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
 class Trainer:
     def __init__(self, c: TrainConfig, on_record: Callable[[dict], None] | None = None):
         c.check()
@@ -267,11 +290,10 @@ class Trainer:
 
     def _gather(self, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch.distributed as dist
-        from torch.distributed.nn.functional import all_gather
 
         everyone = [torch.empty_like(labels) for _ in range(self.dist.world)]
         dist.all_gather(everyone, labels)
-        return torch.cat(all_gather(emb)), torch.cat(everyone)
+        return _GatherWithGradient.apply(emb), torch.cat(everyone)
 
     def step(self, step: int, batch: torch.Tensor, labels: torch.Tensor) -> dict:
         c = self.c
