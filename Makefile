@@ -42,9 +42,10 @@ bench: install-dev
 	$(BIN)/python bench/embed_speed.py
 	$(BIN)/python bench/align_speed.py
 
-# Accuracy on LFW View 2 (../shared/data/lfw): per setting, image quality, normalisation (~40 min).
+# Accuracy on LFW View 2 (../shared/data/lfw): per setting, image quality, the reference's pipeline, normalisation (~45 min).
 bench-accuracy: install-dev
 	$(BIN)/python bench/lfw.py
+	$(BIN)/python bench/lfw_reference.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/normalization.py
 
