@@ -15,7 +15,7 @@ from PIL import Image
 
 from fnet.alignment import align_face, pick_faces
 from fnet.core.detector import Face, FaceDetector
-from fnet.io.atomic import atomic_path
+from fnet.io.atomic import atomic_path, remove_leftovers
 from fnet.io.images import ImageError, is_image_path, load_ahead
 from fnet.io.manifest import Manifest
 
@@ -109,6 +109,8 @@ def align_tree(
     source, output = Path(source), Path(output)
     report = AlignReport()
     all_paths = find_images(source)
+    if output.is_dir():
+        remove_leftovers(output)  # a killed run's half-written crop, never renamed into place
     with Manifest(output / MANIFEST) as manifest:
         last_status = {r["source"]: r["status"] for r in manifest.records}  # a retried photo's newest line wins
         failed = {source for source, status in last_status.items() if status != "ok"}

@@ -18,6 +18,7 @@ import numpy as np
 
 from fnet.align import MANIFEST, Aligner, batched, find_images
 from fnet.core.embedder import Embedder
+from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, load_ahead
 from fnet.io.manifest import Manifest
 from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
@@ -135,6 +136,8 @@ def embed_tree(
     root, output = Path(root), Path(output)
     attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
     partial = output.with_name(output.name + ".partial")
+    if partial.is_dir():
+        remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
     existing = [output] if output.exists() else []
     parts = sorted(partial.glob("part-*.h5"))
     done: set[str] = set()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -97,6 +102,37 @@ def test_interrupted_run_resumes_to_the_same_result(photo_tree, tmp_path, detect
     assert sorted((resumed / MANIFEST).read_text().splitlines()) == sorted((straight / MANIFEST).read_text().splitlines())
     for png in straight.rglob("*.png"):
         assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(resumed / png.relative_to(straight))))
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path, detector):
+    """A real kill -9 from outside, mid-run: nothing written is lost or half-written."""
+    photos = tmp_path / "photos" / "George_W_Bush"
+    photos.mkdir(parents=True)
+    for i in range(1, 161):
+        shutil.copy(LFW / "George_W_Bush" / f"George_W_Bush_{i:04d}.jpg", photos)
+    straight = tmp_path / "straight"
+    align_tree(photos.parent, straight, Aligner(detector))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "fnet", "align", str(photos.parent), "-o", str(killed), "--device", "cpu", "--batch-size", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = killed / MANIFEST
+    while process.poll() is None and (not manifest.exists() or len(manifest.read_bytes().splitlines()) < 20):
+        time.sleep(0.005)
+    if process.poll() is not None:
+        pytest.skip("the run finished before it could be killed (a machine much faster than expected)")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(manifest.read_bytes().splitlines())
+    assert 20 <= done < 160
+
+    result = subprocess.run(command[:-2], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(manifest.read_text().splitlines()) == sorted((straight / MANIFEST).read_text().splitlines())
+    files = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())  # noqa: E731
+    assert files(killed) == files(straight)  # no temporary file left behind
+    for png in straight.rglob("*.png"):
+        assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(killed / png.relative_to(straight))))
 
 
 def test_manifest_drops_a_partial_last_line(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,3 +25,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(directory: str | os.PathLike, suffix: str = ".tmp") -> int:
+    """Delete the temporaries of atomic_path that a killed process (kill -9, power loss) left
+    under directory; returns how many. Only for a directory one run writes at a time."""
+    removed = 0
+    pattern = re.compile(rf"^\..+\.[a-z0-9_]{{8}}{re.escape(suffix)}$")  # mkstemp's ".NAME.XXXXXXXX.tmp"
+    for leftover in Path(directory).rglob(f".*{suffix}"):
+        if pattern.match(leftover.name) and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -28,6 +28,7 @@ from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.embed import tree_items
 from fnet.evaluation.metrics import best_threshold, kfold_accuracy, val_at_far
+from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import triplet_loss
@@ -251,6 +252,8 @@ class Trainer:
 
     def _resume(self) -> int:
         """Continue from the newest checkpoint in the run folder, if any."""
+        if self.dist.main and (self.out / "checkpoints").is_dir():
+            remove_leftovers(self.out / "checkpoints")  # a checkpoint half-written when the run was killed
         found = [p for p in self._checkpoints() if p.with_suffix(".optim.safetensors").is_file()]
         if not found:
             return 0
