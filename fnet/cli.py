@@ -433,20 +433,21 @@ def search(
 ) -> None:
     """Recognise faces: the nearest stored faces vote for an identity, or say unknown.
 
-    Each query photo's face is aligned and embedded with the index's model; its k nearest
-    stored faces within the threshold vote, nearer ones weighing more. Exit code 1 when a
-    query could not be read or had no face.
+    Each query photo's face (the most central large one) is aligned and embedded with the
+    index's model, photos in batches with a progress bar; its k nearest stored faces within
+    the threshold vote, nearer ones weighing more. Exit code 1 when a query could not be
+    read or had no face.
 
     Example: fnet search visitor.jpg --index staff.faiss -k 10
     """
+    import tempfile
+
     from rich.table import Table
 
-    from fnet.align import find_images
+    from fnet.embed import Item
     from fnet.index import IndexFileError, load_index
-    from fnet.io.images import ImageError
     from fnet.io.store import Store, StoreError
     from fnet.search import recognize
-    from fnet.verify import VerifyError, choose_face
 
     try:
         faiss_index, meta = load_index(index_path)
@@ -458,35 +459,36 @@ def search(
     if model is not None and model != meta["model"]:
         error(f"{index_path}: holds {meta['model']!r} embeddings; a query embedded with {model!r} cannot be compared")
         raise typer.Exit(2)
+    if not query.exists():
+        error(f"{query}: no such file or folder")
+        raise typer.Exit(2)
     embedder = _load(meta["model"], device)
-    aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "all")
-    queries = find_images(query) if query.is_dir() else [query]
-    chosen, failed = [], 0
-    for path in queries:
-        try:
-            chosen.append(choose_face(path, aligner, aligned=aligned))
-        except (ImageError, VerifyError) as err:
-            error(str(err))
-            failed += 1
-    results = []
-    if chosen:
-        import numpy as np
-
-        emb = embedder.embed(np.stack([c.crop for c in chosen]))
-        results = recognize(emb, faiss_index, labels, paths, k, meta["threshold"] if threshold is None else threshold)
+    aligner = None if aligned else _aligner(device, 20, "crop", 32, embedder.info.input_size, "center")
+    root = query if query.is_dir() else query.parent
+    items = None if query.is_dir() else [Item(query, query.name, "")]
+    threshold = meta["threshold"] if threshold is None else threshold
+    queries, results = [], []
+    with tempfile.TemporaryDirectory(prefix="fnet-search-") as tmp:
+        report = _embed_folder(root, Path(tmp) / "queries.h5", embedder, aligner, items=items)
+        if report.total:
+            with Store(Path(tmp) / "queries.h5") as embedded:
+                for block in embedded.blocks():
+                    queries += [str(root / rel) for rel in block.paths]
+                    results += recognize(block.embeddings, faiss_index, labels, paths, k, threshold)
     if json_output:
-        print_json([{"query": c.path, **r.to_dict()} for c, r in zip(chosen, results)])
+        print_json([{"query": q, **r.to_dict()} for q, r in zip(queries, results)])
     else:
         table = Table(title=f"{index_path} ({meta['rows']} faces, {meta['kind']})", title_justify="left")
         for column in ("query", "identity", "vote", "nearest", "distance"):
             table.add_column(column)
-        for c, r in zip(chosen, results):
+        for q, r in zip(queries, results):
             nearest = r.matches[0] if r.matches else None
             table.add_row(
-                c.path, r.identity if r.known else "[yellow]unknown[/]", f"{r.score:.0%}",
+                q, r.identity if r.known else "[yellow]unknown[/]", f"{r.score:.0%}",
                 nearest.path if nearest else "-", f"{nearest.distance:.3f}" if nearest else "-",
             )
         console.print(table)
+    failed = report.failed
     if failed:
         raise typer.Exit(1)
 

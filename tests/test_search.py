@@ -84,5 +84,9 @@ def test_cli_search_a_folder(tmp_path, deepface_embeddings, deepface_identities)
     assert result.exit_code == 1 and "broken.jpg" in result.output  # one unreadable query
     answers = json.loads(result.stdout[result.stdout.index("[") :])
     assert [a["identity"] for a in answers] == [deepface_identities[files[h]] for h in sorted(held[:3], key=lambda h: files[h])]
+    one = CliRunner().invoke(app, ["search", str(queries / files[held[0]]), "--index", str(tmp_path / "enrolled.faiss"), "--json", "--device", "cpu"])
+    assert one.exit_code == 0, one.output
+    (answer,) = json.loads(one.stdout[one.stdout.index("[") :])
+    assert answer["query"] == str(queries / files[held[0]]) and answer["identity"] == deepface_identities[files[held[0]]]
     wrong_model = CliRunner().invoke(app, ["search", str(queries), "--index", str(tmp_path / "enrolled.faiss"), "--model", "other"])
     assert wrong_model.exit_code == 2 and "cannot be compared" in wrong_model.output
