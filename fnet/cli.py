@@ -145,6 +145,9 @@ def demo(
 
 
 MinFaceOption = Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels (MTCNN's pyramid starts there).")]
+RetryFacelessOption = Annotated[
+    bool, typer.Option("--retry-failed", help="Detect again the photos in which an earlier run found no face (they are skipped otherwise).")
+]
 ModeOption = Annotated[
     str, typer.Option(help="crop: detector box + margin, as the pretrained model was evaluated; similarity: 5-point warp to a template.")
 ]
@@ -301,7 +304,10 @@ def _embed_folder(folder: Path, output: Path, embedder, aligner, **options):
                 (warn if reason == "no face found" else error)(f"{item.path}: {reason}")
             bar.advance(task)
 
-        return embed_tree(folder, output, embedder, aligner, on_start=lambda n: bar.update(task, total=n), on_item=on_item, **options)
+        report = embed_tree(folder, output, embedder, aligner, on_start=lambda n: bar.update(task, total=n), on_item=on_item, **options)
+    if report.no_face_before:
+        warn(f"{report.no_face_before} photos without a face in an earlier run were not detected again (--retry-failed does)")
+    return report
 
 
 @app.command()
@@ -314,6 +320,7 @@ def embed(
     shard: Annotated[str, typer.Option(help="i/n: embed only every n-th file from the i-th, for n parallel processes; join with `fnet merge`.")] = "0/1",
     batch_size: Annotated[int, typer.Option(help="Faces per forward pass.")] = 64,
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
+    retry_failed: RetryFacelessOption = False,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -324,7 +331,9 @@ def embed(
     Stores each face's embedding, path, identity label (its top folder) and box. Running it
     again adds only new files; an interrupted run resumes where it stopped and gives the
     same file as an uninterrupted one. A store holds one model's embeddings: another model
-    is refused. Exit code 1 when some files could not be embedded.
+    is refused. With --align, photos without a face are remembered in the store and not
+    detected again (--retry-failed does). Exit code 1 when some files could not be embedded
+    or held no face (in this run or an earlier one).
 
     Examples: fnet embed aligned/ -o faces.h5;  fnet embed photos/ -o faces.h5 --align
     """
@@ -346,7 +355,8 @@ def embed(
     start = time.perf_counter()
     try:
         report = _embed_folder(
-            folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size, workers=workers
+            folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size, workers=workers,
+            retry_failed=retry_failed,
         )
     except StoreError as err:
         error(str(err))
@@ -581,6 +591,7 @@ def cluster(
     sheet_clusters: Annotated[int, typer.Option(help="Largest clusters shown on the contact sheet.")] = 200,
     aligned: Annotated[bool, typer.Option("--aligned", help="SOURCE holds aligned face crops (from `fnet align`): no detection.")] = False,
     min_face: MinFaceOption = 20,
+    retry_failed: RetryFacelessOption = False,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
     json_output: JsonOption = False,
@@ -591,7 +602,9 @@ def cluster(
     then groups them; from a store it groups the stored faces. Run it again after adding
     photos and only the new faces are placed: they join the clusters of their close
     neighbours or start new ones, and cluster ids already handed out stay the same.
-    Exit code 1 when some photos could not be read or held no face, 2 on bad options.
+    Photos without a face are remembered and not detected again (--retry-failed does).
+    Exit code 1 when some photos could not be read or held no face (in this run or an
+    earlier one), 2 on bad options.
 
     Examples: fnet cluster photos/ -o people/ --folders links;  fnet cluster faces.h5 -o people/ --method agglomerative
     """
@@ -614,7 +627,7 @@ def cluster(
         aligner = None if aligned else _aligner(device, min_face, "crop", 32, embedder.info.input_size, "all")
         store_path = output / "faces.h5"
         try:
-            embedded = _embed_folder(source, store_path, embedder, aligner)
+            embedded = _embed_folder(source, store_path, embedder, aligner, retry_failed=retry_failed)
         except StoreError as err:
             error(str(err))
             raise typer.Exit(2) from None

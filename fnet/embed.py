@@ -4,7 +4,9 @@ Crash-safe and resumable without rewriting a growing file: finished faces go int
 immutable part files (``OUT.partial/part-NNNNN.h5``, each written whole then renamed);
 at the end the existing store and the parts are joined into ``OUT`` in one atomic write.
 A killed run leaves ``OUT`` as it was plus complete parts; running again continues after
-them and produces the same store as an uninterrupted run.
+them and produces the same store as an uninterrupted run. Photos in which no face was found
+are remembered in the store too, so that a rerun does not detect them again
+(``retry_failed`` does).
 """
 
 from __future__ import annotations
@@ -82,12 +84,13 @@ class EmbedReport:
     skipped: int = 0  # already in the store or in parts
     errors: int = 0
     no_face: int = 0
+    no_face_before: int = 0  # photos without a face in an earlier run, not detected again
     fallbacks: int = 0  # photos without a detected face, embedded from a centre crop
     total: int = 0  # rows in the store at the end
 
     @property
     def failed(self) -> bool:
-        return bool(self.errors or self.no_face)
+        return bool(self.errors or self.no_face or self.no_face_before)
 
 
 class _PartWriter:
@@ -96,6 +99,7 @@ class _PartWriter:
     def __init__(self, directory: Path, attrs: dict, size: int, first_index: int):
         self.directory, self.attrs, self.size, self.index = directory, attrs, size, first_index
         self.buffer: list[Rows] = []
+        self.no_face: list[str] = []  # written with the next part
 
     def add(self, rows: Rows) -> None:
         self.buffer.append(rows)
@@ -103,11 +107,12 @@ class _PartWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self.buffer:
+        if self.buffer or self.no_face:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_store(self.directory / f"part-{self.index:05d}.h5", [Rows.concat(self.buffer)], self.attrs)
+            rows = Rows.concat(self.buffer) if self.buffer else Rows.empty(int(self.attrs["embedding_dim"]))
+            write_store(self.directory / f"part-{self.index:05d}.h5", [rows], self.attrs, self.no_face)
             self.index += 1
-            self.buffer = []
+            self.buffer, self.no_face = [], []
 
 
 def embed_tree(
@@ -125,6 +130,7 @@ def embed_tree(
     on_item: Callable[[Item, str | None], None] | None = None,
     items: list[Item] | None = None,
     fallback_crop: float | None = None,
+    retry_failed: bool = False,
 ) -> EmbedReport:
     """Embed every crop (or, with an aligner, the faces it picks in every photo) under root into the store at output.
 
@@ -132,6 +138,7 @@ def embed_tree(
     fallback_crop: with an aligner, embed a photo without a detected face from a centred
     square of this fraction of its shorter side instead of skipping it (evaluation
     protocols need every image); such rows have a NaN box.
+    retry_failed: detect again the photos in which an earlier run found no face.
     """
     root, output = Path(root), Path(output)
     attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
@@ -141,25 +148,33 @@ def embed_tree(
     existing = [output] if output.exists() else []
     parts = sorted(partial.glob("part-*.h5"))
     done: set[str] = set()
+    faceless: set[str] = set()
     for path in existing + parts:
         with Store(path) as store:
             check_same_model(path, store.attrs, attrs)
             done.update(store.paths())
+            faceless.update(store.no_face())
     index, count = shard
     items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
     todo = [item for item in items if item.rel not in done]
     report = EmbedReport(skipped=len(items) - len(todo))
+    if not retry_failed:
+        report.no_face_before = sum(item.rel in faceless for item in todo)
+        todo = [item for item in todo if item.rel not in faceless]
     if on_start:
         on_start(len(todo))
 
     writer = _PartWriter(partial, attrs, part_size, first_index=len(parts))
     pending: list[tuple[Item, np.ndarray, tuple]] = []
+    found_now: set[str] = set()  # retried photos that have a face this time
 
     def embed_pending() -> None:
         emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
         boxes = np.array([box for _, _, box in pending], np.float32)
         writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
         for item in dict.fromkeys(item for item, _, _ in pending):  # once per photo, however many faces
+            if item.rel in faceless:
+                found_now.add(item.rel)
             if on_item:
                 on_item(item, None)
         pending.clear()
@@ -187,6 +202,7 @@ def embed_tree(
                     report.fallbacks += 1
                 else:
                     failed(item, "no face found", "no_face")
+                    writer.no_face.append(item.rel)
         pending.extend(crops)
         report.faces += len(crops)
         if len(pending) >= batch_size:
@@ -197,7 +213,11 @@ def embed_tree(
 
     parts = sorted(partial.glob("part-*.h5"))
     if parts or not existing:
-        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None})
+        no_face = set()
+        for path in existing + parts:
+            with Store(path) as store:
+                no_face.update(store.no_face())
+        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face - found_now)
         shutil.rmtree(partial, ignore_errors=True)
     else:
         with Store(output) as store:

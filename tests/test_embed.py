@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import fnet
@@ -46,7 +48,7 @@ def contents(path) -> dict:
 def assert_same_store(a, b) -> None:
     x, y = contents(a), contents(b)
     assert x["attrs"] == y["attrs"]
-    for name in ("embeddings", "paths", "labels", "boxes"):
+    for name in ("embeddings", "paths", "labels", "boxes", "no_face"):
         np.testing.assert_array_equal(x[name], y[name])
 
 
@@ -137,3 +139,29 @@ def test_cli_photos_with_align(aligned_tree, tmp_path):
     assert result.exit_code == 1 and "broken.jpg" in result.output  # one unreadable file, the rest embedded
     with Store(tmp_path / "f.h5") as store:
         assert len(store) == 14 and store.attrs["dtype"] == "float16"
+
+
+def test_photos_without_a_face_are_remembered_until_retried(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(LFW / "Colin_Powell/Colin_Powell_0001.jpg", photos / "a.jpg")
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(photos / "b.jpg")  # sky: no face
+    out = tmp_path / "f.h5"
+    args = ["embed", str(photos), "-o", str(out), "--align", "--device", "cpu", "--json"]
+
+    def run(*extra):
+        result = CliRunner().invoke(app, args + list(extra))
+        return result, json.loads(result.stdout[result.stdout.index("{") :])
+
+    first, report = run()
+    assert first.exit_code == 1 and (report["faces"], report["no_face"]) == (1, 1)
+    with Store(out) as store:
+        assert store.paths() == ["a.jpg"] and store.no_face() == ["b.jpg"]
+    again, report = run()
+    assert again.exit_code == 1 and (report["faces"], report["no_face"], report["no_face_before"]) == (0, 0, 1)
+    assert "--retry-failed" in again.output
+    shutil.copy(LFW / "Tony_Blair/Tony_Blair_0001.jpg", photos / "b.jpg")  # the photo replaced by one with a face
+    retried, report = run("--retry-failed")
+    assert retried.exit_code == 0 and report["faces"] == 1
+    with Store(out) as store:
+        assert store.paths() == ["a.jpg", "b.jpg"] and store.no_face() == []

@@ -5,6 +5,8 @@ Layout (N rows):
     /paths       (N,) str    the embedded crop or photo, relative to the `root` attribute
     /labels      (N,) str    identity (the top folder of the path), "" when unknown
     /boxes       (N, 4) float32  face box in the source photo, NaN when unknown
+    /no_face     (M,) str    photos in which no face was found, so that a rerun skips them
+                             (absent in stores of fnet 0.1.0: read as none)
     attributes   model, embedding_dim, normalization, threshold, fnet_version, created, root
 
 Files are only ever written whole, to a temporary name then renamed, so a reader or a
@@ -83,7 +85,7 @@ def check_same_model(path: str | os.PathLike, have: dict, want: dict) -> None:
             )
 
 
-def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict) -> int:
+def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no_face: Iterable[str] = ()) -> int:
     """Write a whole store atomically from blocks of rows (streamed: memory stays bounded)."""
     dtype = np.float16 if attrs.get("dtype") == "float16" else np.float32
     dim = int(attrs["embedding_dim"])
@@ -102,6 +104,7 @@ def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict) ->
             labels[count:end] = block.labels
             boxes[count:end] = block.boxes
             count = end
+        f.create_dataset("no_face", data=np.array(sorted(set(no_face)), dtype=object), dtype=STRING, track_times=False)
         f.attrs.update({**attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return count
 
@@ -157,6 +160,9 @@ class Store:
     def paths(self, start: int = 0, stop: int | None = None) -> list[str]:
         return self._strings("paths", start, stop)
 
+    def no_face(self) -> list[str]:
+        return self._strings("no_face") if "no_face" in self._file else []
+
     def blocks(self, size: int = 8 * CHUNK_ROWS) -> Iterator[Rows]:
         for start in range(0, len(self), size):
             yield self.rows(start, start + size)
@@ -180,7 +186,8 @@ def merge_stores(inputs: list[str | os.PathLike], output: str | os.PathLike) -> 
         for store in stores[1:]:
             check_same_model(store.path, store.attrs, stores[0].attrs)
         attrs = {**stores[0].attrs, "created": None}
-        return write_store(output, (block for s in stores for block in s.blocks()), attrs)
+        no_face = {path for s in stores for path in s.no_face()}
+        return write_store(output, (block for s in stores for block in s.blocks()), attrs, no_face)
     finally:
         for store in stores:
             store.close()
