@@ -37,16 +37,19 @@ def parse(setting: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", default="crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean")
+    parser.add_argument("--images", default=str(LFW / "lfw-deepfunneled"), help="LFW's image folder (e.g. the original, not deep-funneled, images)")
+    parser.add_argument("--pairs", default=str(LFW / "pairs.txt"))
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=str(ROOT / "bench/out/lfw"))
+    parser.add_argument("--out", help="where embeddings are cached (default: bench/out/lfw, one folder per image set)")
     args = parser.parse_args()
 
-    out = Path(args.out)
+    images = Path(args.images)
+    out = Path(args.out or ROOT / "bench/out" / ("lfw" if images.name == "lfw-deepfunneled" else f"lfw-{images.name}"))
     out.mkdir(parents=True, exist_ok=True)
-    pairs = read_pairs(LFW / "pairs.txt", LFW / "lfw-deepfunneled")
+    pairs = read_pairs(Path(args.pairs), images)
     detector = FaceDetector(args.device)
     curves = {}
-    print(f"LFW View 2: {len(pairs)} pairs, 10 folds; model facenet-casia; MTCNN alignment by fnet")
+    print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model facenet-casia; MTCNN alignment by fnet")
     print("| setting | accuracy (10-fold) | VAL @ FAR=1e-3 | ROC AUC | EER | best threshold | no face detected | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for setting in args.settings.split(","):
@@ -56,7 +59,7 @@ def main() -> None:
         aligner = Aligner(detector, AlignSettings(mode=s["mode"], margin=s["margin"]))
         start = time.perf_counter()
         cache = out / f"embeddings-{setting.replace('-mean', '')}.h5"  # mean subtraction reuses the embeddings
-        result = evaluate(LFW / "lfw-deepfunneled", pairs, model, aligner, cache, flip=s["flip"], subtract_mean=s["mean"])
+        result = evaluate(images, pairs, model, aligner, cache, flip=s["flip"], subtract_mean=s["mean"])
         m = result.metrics()
         curves[setting] = (result.distances, result.same)
         print(
