@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench bench-accuracy bench-index bench-cluster bench-train install install-dev clean
+.PHONY: demo test lint bench bench-accuracy bench-index bench-cluster bench-train install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest -q
+
+lint: install-dev
+	$(BIN)/ruff check fnet tests bench
 
 # Speed against the peers (minutes). For the TensorFlow `mtcnn` peer, add
 # --tf-python PATH_TO_A_PYTHON_WITH_TENSORFLOW_AND_MTCNN to align_speed.py.

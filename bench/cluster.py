@@ -28,15 +28,15 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from synthetic import synthetic, write_synthetic_store
 
 import fnet
-from fnet.align import AlignSettings, Aligner
+from fnet.align import Aligner, AlignSettings
 from fnet.clustering import METHODS, ClusterSettings, cluster
 from fnet.core.detector import FaceDetector
 from fnet.embed import FALLBACK_CROP, Item, embed_tree, tree_items
 from fnet.evaluation.clustering import bcubed_scores, pairwise_scores
 from fnet.io.store import Store
-from synthetic import synthetic, write_synthetic_store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"

@@ -10,6 +10,7 @@ Reshape nodes fix the batch), so that is its figure; fnet is measured at several
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def main() -> None:
     for precision in args.precisions.split(","):
         model = fnet.load_model(device=args.device, precision=precision)
         for batch in (int(b) for b in args.batch_sizes.split(",")):
-            faces_per_s = rate(lambda: model.embed(crops, batch_size=batch), len(crops), args.repeats)
+            faces_per_s = rate(functools.partial(model.embed, crops, batch_size=batch), len(crops), args.repeats)
             ratio = f"  {faces_per_s / opencv_rate:4.2f}x OpenCV" if opencv_rate else ""
             print(f"fnet {model!r}, batch {batch:>3}: {faces_per_s:7.1f} faces/s{ratio}")
 

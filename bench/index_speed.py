@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from synthetic import synthetic, write_synthetic_store
 
 from fnet.index import IndexParams, auto_params, build_index, load_index, search
 from fnet.io.store import Store
-from synthetic import synthetic, write_synthetic_store
 
 
 def qps(index, queries: np.ndarray) -> tuple[float, np.ndarray]:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import fnet
-from fnet.align import AlignSettings, Aligner
+from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
 from fnet.evaluate import evaluate, read_pairs
 from fnet.evaluation.report import roc_png

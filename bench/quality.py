@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 import fnet
-from fnet.align import AlignSettings, Aligner
+from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
 from fnet.embed import FALLBACK_CROP, centre_crop
 from fnet.evaluate import Evaluation, read_pairs

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "load_image", "ImageError"]
+__all__ = ["ImageError", "__version__", "load_image", "load_model"]
 
 
 def __getattr__(name: str):

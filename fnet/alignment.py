@@ -52,7 +52,7 @@ def crop_region(box: Sequence[float], size: int = 160, margin: float = 32) -> tu
     x1, y1, x2, y2 = (float(v) for v in box)
     grow_x = (x2 - x1) * margin / (size - margin) / 2
     grow_y = (y2 - y1) * margin / (size - margin) / 2
-    left, top, right, bottom = (int(round(v)) for v in (x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y))
+    left, top, right, bottom = (round(v) for v in (x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y))
     return left, top, max(right, left + 1), max(bottom, top + 1)
 
 

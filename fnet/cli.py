@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
 ) -> None:
     """Face recognition with FaceNet embeddings."""
@@ -60,7 +60,7 @@ def _load(model: str, device: str = "auto", precision: str = "auto"):
 @app.command()
 def models(
     show: Annotated[
-        Optional[str], typer.Argument(help="A model name or checkpoint file: print all of its metadata.")
+        str | None, typer.Argument(help="A model name or checkpoint file: print all of its metadata.")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -155,7 +155,7 @@ MarginOption = Annotated[float, typer.Option(help="Margin around the box, in pix
 
 
 def _aligner(device: str, min_face: int, mode: str, margin: float, size: int, pick: str):
-    from fnet.align import AlignSettings, Aligner
+    from fnet.align import Aligner, AlignSettings
     from fnet.alignment import MODES, PICKS
     from fnet.core.detector import DetectorSettings, FaceDetector
 
@@ -247,10 +247,10 @@ def verify(
     a: Annotated[Path, typer.Argument(help="First photo.")],
     b: Annotated[Path, typer.Argument(help="Second photo.")],
     threshold: Annotated[
-        Optional[float], typer.Option(help="Squared L2 distance at or below which it is the same person (default: the model's).")
+        float | None, typer.Option(help="Squared L2 distance at or below which it is the same person (default: the model's).")
     ] = None,
-    face_a: Annotated[Optional[int], typer.Option(help="Which face of A, numbered from 0 left to right (default: the most central large one).")] = None,
-    face_b: Annotated[Optional[int], typer.Option(help="Which face of B, as --face-a.")] = None,
+    face_a: Annotated[int | None, typer.Option(help="Which face of A, numbered from 0 left to right (default: the most central large one).")] = None,
+    face_b: Annotated[int | None, typer.Option(help="Which face of B, as --face-a.")] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="A and B are aligned face crops already: skip detection.")] = False,
     flip: Annotated[bool, typer.Option("--flip", help="Also embed mirror images and average (slightly more accurate).")] = False,
     mode: ModeOption = "crop",
@@ -268,7 +268,8 @@ def verify(
     Example: fnet verify passport.jpg selfie.jpg --json
     """
     from fnet.io.images import ImageError
-    from fnet.verify import VerifyError, choose_face, verify as run_verify
+    from fnet.verify import VerifyError, choose_face
+    from fnet.verify import verify as run_verify
 
     embedder = _load(model, device)
     aligner = _aligner(device, 20, mode, margin, embedder.info.input_size, "all")
@@ -434,10 +435,10 @@ def search(
     query: Annotated[Path, typer.Argument(help="A photo, or a folder of photos, to recognise.")],
     index_path: Annotated[Path, typer.Option("--index", "-i", help="An index made by `fnet index`.")],
     k: Annotated[int, typer.Option("-k", help="Neighbours to retrieve and let vote.")] = 5,
-    threshold: Annotated[Optional[float], typer.Option(help="Farther than this (squared L2) is not a match (default: the model's).")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Farther than this (squared L2) is not a match (default: the model's).")] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="Queries are aligned crops already.")] = False,
-    store: Annotated[Optional[Path], typer.Option(help="The index's HDF5 store, if it moved since indexing.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Query model (default: the index's; another one is refused).")] = None,
+    store: Annotated[Path | None, typer.Option(help="The index's HDF5 store, if it moved since indexing.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Query model (default: the index's; another one is refused).")] = None,
     device: DeviceOption = "auto",
     json_output: JsonOption = False,
 ) -> None:
@@ -532,7 +533,8 @@ def evaluate(
     """
     import json
 
-    from fnet.evaluate import evaluate as run_evaluate, read_pairs, write_report
+    from fnet.evaluate import evaluate as run_evaluate
+    from fnet.evaluate import read_pairs, write_report
     from fnet.evaluation.report import roc_png
     from fnet.io.pairs import PairsError
     from fnet.io.store import StoreError
@@ -580,11 +582,11 @@ def evaluate(
 def cluster(
     source: Annotated[Path, typer.Argument(help="A folder of photos (every face is found), aligned crops with --aligned, or an HDF5 store from `fnet embed`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for clusters.csv, clusters.json, report.html (and faces.h5 when SOURCE is a folder).")] = Path("fnet-clusters"),
-    method: Annotated[Optional[str], typer.Option(help="whispers (default: k-NN graph + Chinese whispers, scales to millions), components, agglomerative, kmeans or hdbscan.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Squared L2 distance under which two faces may be one person (default: the model's verification threshold).")] = None,
-    k: Annotated[Optional[int], typer.Option("-k", help="Neighbours per face in the graph (whispers, components); 50 when not given.")] = None,
-    clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters, for --method kmeans.")] = None,
-    min_size: Annotated[Optional[int], typer.Option(help="Smallest cluster, for --method hdbscan; 2 when not given.")] = None,
+    method: Annotated[str | None, typer.Option(help="whispers (default: k-NN graph + Chinese whispers, scales to millions), components, agglomerative, kmeans or hdbscan.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Squared L2 distance under which two faces may be one person (default: the model's verification threshold).")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Neighbours per face in the graph (whispers, components); 50 when not given.")] = None,
+    clusters: Annotated[int | None, typer.Option("--clusters", help="Number of clusters, for --method kmeans.")] = None,
+    min_size: Annotated[int | None, typer.Option(help="Smallest cluster, for --method hdbscan; 2 when not given.")] = None,
     recluster: Annotated[bool, typer.Option("--recluster", help="Group every face again instead of placing only the faces new since the last run.")] = False,
     folders: Annotated[str, typer.Option(help="Also write people/person-NNNN/ folders: none, links (symbolic links to the photos) or crops (face JPEGs).")] = "none",
     sheet: Annotated[bool, typer.Option(help="Write report.html, a contact sheet with one row of faces per cluster.")] = True,
@@ -720,7 +722,7 @@ def train(
     validate_every: Annotated[int, typer.Option(help="Steps between held-out validations (0: off).")] = 100,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
     gather: Annotated[bool, typer.Option("--gather", help="With torchrun: mine over the whole global batch instead of per process.")] = False,
-    compatible_with: Annotated[Optional[Path], typer.Option(help="Harmonic embeddings: keep the new model comparable with this checkpoint.")] = None,
+    compatible_with: Annotated[Path | None, typer.Option(help="Harmonic embeddings: keep the new model comparable with this checkpoint.")] = None,
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Random seed (batches, augmentation, mining).")] = 0,
     device: DeviceOption = "auto",

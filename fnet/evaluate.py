@@ -29,7 +29,6 @@ from fnet.io.pairs import Pair, PairsError, read_csv_pairs, read_lfw_pairs
 from fnet.io.store import Store
 
 
-
 def read_pairs(pairs_file: Path, data_dir: Path) -> list[Pair]:
     """LFW's pairs.txt when its first line is '<folds> <n>', else a CSV of pairs."""
     first = Path(pairs_file).read_text().split("\n", 1)[0].split()
@@ -59,7 +58,7 @@ class Evaluation:
             return squared_distances(self.a, self.b)
         mean = np.concatenate([self.a[mean_of], self.b[mean_of]]).mean(0)
         a, b = self.a - mean, self.b - mean
-        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
         return squared_distances(unit(a), unit(b))  # ranks as the reference's angular distance
 
     def fold_distances(self) -> np.ndarray:
@@ -76,7 +75,7 @@ class Evaluation:
         return {
             "pairs": len(self.pairs),
             "same_pairs": int(self.same.sum()),
-            "folds": int(len(np.unique(self.folds))),
+            "folds": len(np.unique(self.folds)),
             "accuracy": folds.mean,
             "accuracy_std": folds.std,
             "accuracy_standard_error": folds.standard_error,

@@ -160,4 +160,4 @@ def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(distances, 0.0, 4.0), ids
 
 
-__all__ = ["KINDS", "IndexParams", "IndexFileError", "StoreError", "build_index", "load_index", "search", "auto_params"]
+__all__ = ["KINDS", "IndexFileError", "IndexParams", "StoreError", "auto_params", "build_index", "load_index", "search"]

@@ -61,7 +61,7 @@ def detector():
 
 @pytest.fixture(scope="session")
 def aligner(detector):
-    from fnet.align import AlignSettings, Aligner
+    from fnet.align import Aligner, AlignSettings
 
     return Aligner(detector, AlignSettings(pick="all"))
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fnet.alignment import TEMPLATE_160, crop_face, crop_region, pick_faces, similarity_transform, warp_face
-from fnet.core.detector import Face
+from conftest import SHARED_DATA
 
 import fnet
-from conftest import SHARED_DATA
+from fnet.alignment import TEMPLATE_160, crop_face, crop_region, pick_faces, similarity_transform, warp_face
+from fnet.core.detector import Face
 
 
 def face(box, landmarks=None) -> Face:

@@ -47,7 +47,7 @@ def test_every_method_recovers_known_clusters_exactly(method):
 
 
 def test_labels_are_numbered_by_size():
-    x, truth = blobs(SIZES)
+    x, _truth = blobs(SIZES)
     labels = cluster(x, ClusterSettings(threshold=1.0, k=10))
     assert np.bincount(labels).tolist() == sorted(SIZES, reverse=True)
     assert by_size(np.array([7, 3, 3, 9, 9, 9])).tolist() == [2, 1, 1, 0, 0, 0]
@@ -160,11 +160,11 @@ def _check_sheet_in_chromium(sheet, tmp_path, clusters: int) -> None:
     if browser is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}"]
-    dom = subprocess.run([*flags, "--dump-dom", sheet.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run([*flags, "--dump-dom", sheet.as_uri()], check=False, capture_output=True, text=True, timeout=120).stdout
     assert dom.count('<section class="cluster"') == clusters
     assert dom.count('<img class="face" src="data:image/jpeg;base64,') >= 2 * clusters
     shot = tmp_path / "sheet.png"
-    subprocess.run([*flags, "--window-size=1000,900", f"--screenshot={shot}", sheet.as_uri()], capture_output=True, timeout=120)
+    subprocess.run([*flags, "--window-size=1000,900", f"--screenshot={shot}", sheet.as_uri()], check=False, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert (pixels < 200).mean() > 0.05  # faces painted, not a blank page
 
@@ -172,11 +172,11 @@ def _check_sheet_in_chromium(sheet, tmp_path, clusters: int) -> None:
 def test_cli_clusters_photos_then_places_new_ones(deepface_identities, tmp_path):
     import shutil
 
+    from conftest import DEEPFACE
     from PIL import Image
     from typer.testing import CliRunner
 
     from fnet.cli import app
-    from conftest import DEEPFACE
 
     if not DEEPFACE.is_dir():
         pytest.skip(f"deepface-unit data not found at {DEEPFACE}")

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 import fnet
 from fnet.core.detector import crop_and_resize, pyramid_scales, suppress
 from fnet.core.resize import area_resize
-
-from conftest import SHARED_DATA
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["images"]
 

@@ -8,7 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-import torch
+from conftest import LFW
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,8 +20,6 @@ from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.embed import embed_tree, parse_shard
 from fnet.io.store import Store, StoreError, merge_stores
-
-from conftest import LFW
 
 PEOPLE = {"Colin_Powell": 4, "Tony_Blair": 4, "Serena_Williams": 3, "Hugo_Chavez": 3}
 
@@ -112,8 +110,8 @@ def test_shards_merge_to_the_whole(aligned_tree, model, tmp_path):
         a = dict(zip(whole.paths(), whole.embeddings()))
         b = dict(zip(merged.paths(), merged.embeddings()))
     assert a.keys() == b.keys()
-    for path in a:
-        np.testing.assert_allclose(a[path], b[path], atol=1e-5)
+    for path, embedding in a.items():
+        np.testing.assert_allclose(embedding, b[path], atol=1e-5)
     assert parse_shard("2/3") == (2, 3)
     with pytest.raises(ValueError, match="i/n"):
         parse_shard("3")

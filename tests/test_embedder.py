@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import LFW, SHARED_DATA, lfw_face
 
 from fnet.evaluation.metrics import best_threshold, squared_distances
 from fnet.io.pairs import read_lfw_pairs
-
-from conftest import LFW, SHARED_DATA, lfw_face
 
 
 def pairwise(emb: np.ndarray) -> np.ndarray:

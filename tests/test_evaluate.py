@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import LFW, SHARED_DATA
 from typer.testing import CliRunner
 
 from fnet.cli import app
 from fnet.evaluate import read_pairs
-
-from conftest import LFW, SHARED_DATA
 
 PAIRS = SHARED_DATA / "lfw" / "pairs.txt"
 

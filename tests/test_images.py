@@ -8,11 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import DEEPFACE
 from PIL import Image
 
 from fnet.io.images import ImageError, load_image
-
-from conftest import DEEPFACE
 
 
 @pytest.fixture(scope="module")

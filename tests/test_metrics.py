@@ -109,7 +109,7 @@ def test_mean_subtraction_uses_only_training_folds():
     a = people + offset + rng.normal(scale=0.2, size=people.shape)
     b = np.where(np.arange(40)[:, None] % 2 == 0, people, rng.normal(size=people.shape)) + offset
     same, folds = np.arange(40) % 2 == 0, np.arange(40) // 10  # 5 same + 5 different pairs per fold
-    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
     plain = Evaluation([None] * 40, unit(a), unit(b), same, folds)
     centred = Evaluation([None] * 40, a, b, same, folds, subtract_mean=True)
     rows = centred.fold_distances()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import LFW, SHARED_DATA
 
 from fnet.io.pairs import PairsError, read_csv_pairs, read_lfw_pairs
-
-from conftest import LFW, SHARED_DATA
 
 
 def test_lfw_view2_has_ten_folds_of_300_plus_300():

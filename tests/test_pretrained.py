@@ -67,7 +67,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 def test_cache_with_outdated_metadata_is_rebuilt(tmp_path, monkeypatch):
     """A cache written by an fnet with another threshold must not keep serving it."""
     monkeypatch.setenv("FNET_CACHE", str(tmp_path))
-    path = pretrained_checkpoint()
+    pretrained_checkpoint()
     model = pretrained.REGISTRY["facenet-casia"]
     monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", pretrained.dataclasses.replace(model, info=model.info.replace(threshold=0.5)))
     assert read_info(pretrained_checkpoint()).threshold == 0.5

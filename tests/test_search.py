@@ -6,16 +6,14 @@ import json
 from collections import defaultdict
 
 import numpy as np
+from conftest import DEEPFACE
 from typer.testing import CliRunner
 
 from fnet.cli import app
+from fnet.core.pretrained import REGISTRY
 from fnet.index import IndexParams, build_index, load_index
 from fnet.io.store import Rows, write_store
 from fnet.search import UNKNOWN, Match, recognize, vote
-
-from fnet.core.pretrained import REGISTRY
-
-from conftest import DEEPFACE
 
 THRESHOLD = REGISTRY["facenet-casia"].info.threshold  # the default model's calibrated threshold
 

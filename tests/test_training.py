@@ -137,9 +137,8 @@ PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Ger
 @pytest.fixture(scope="module")
 def face_tree(tmp_path_factory):
     """6 LFW people x 6 photos as 160 px centre crops in identity folders (an aligned tree)."""
-    from PIL import Image
-
     from conftest import lfw_face
+    from PIL import Image
 
     root = tmp_path_factory.mktemp("faces")
     for person in PEOPLE:
@@ -152,8 +151,8 @@ def face_tree(tmp_path_factory):
 def config(face_tree, out, **changes):
     from fnet.training.loop import TrainConfig
 
-    base = dict(data=str(face_tree), output=str(out), identities=3, per_identity=3, steps=4, workers=0,
-                validate_every=0, checkpoint_every=2, held_out=0.34, lr=1e-3, seed=3)
+    base = {"data": str(face_tree), "output": str(out), "identities": 3, "per_identity": 3, "steps": 4, "workers": 0,
+                "validate_every": 0, "checkpoint_every": 2, "held_out": 0.34, "lr": 1e-3, "seed": 3}
     return TrainConfig(**{**base, **changes})
 
 
@@ -190,7 +189,7 @@ def test_resume_continues_exactly(face_tree, tmp_path):
 
 # SGD, not Adam: Adam divides by the gradient's size, so summation-order noise in near-zero
 # gradients becomes full-size steps; SGD shows the gradients themselves agree.
-DDP_SETTINGS = dict(steps=2, identities=4, gather=True, freeze_bn=True, augment=False, device="cpu", optimizer="sgd", lr=0.05)
+DDP_SETTINGS = {"steps": 2, "identities": 4, "gather": True, "freeze_bn": True, "augment": False, "device": "cpu", "optimizer": "sgd", "lr": 0.05}
 
 
 def _ddp_worker(rank: int, face_tree, out, port: int):

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
+from conftest import DEEPFACE
 from PIL import Image
 from typer.testing import CliRunner
 
 from fnet.cli import app
 from fnet.verify import VerifyError, choose_face, verify
-
-from conftest import DEEPFACE
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from fnet import __version__
-from fnet.io.atomic import atomic_path
 from fnet.clustering.methods import cluster_members
+from fnet.io.atomic import atomic_path
 from fnet.io.store import Store
 
 CSV, JSON, PEOPLE = "clusters.csv", "clusters.json", "people"
@@ -31,8 +31,8 @@ class OutputError(ValueError):
 def summary(labels: np.ndarray) -> dict:
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
     return {
-        "faces": int(len(labels)),
-        "clusters": int(len(sizes)),
+        "faces": len(labels),
+        "clusters": len(sizes),
         "singletons": int((sizes == 1).sum()),
         "largest": int(sizes.max()) if len(sizes) else 0,
     }

@@ -39,9 +39,9 @@ class ModelInfo:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelInfo":
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def replace(self, **changes: Any) -> "ModelInfo":
+    def replace(self, **changes: Any) -> ModelInfo:
         return dataclasses.replace(self, **changes)

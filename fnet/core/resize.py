@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 
+
 @functools.lru_cache(maxsize=512)
 def area_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The out_size x in_size averaging matrix, sparse (CSR) except on MPS, which lacks sparse kernels."""

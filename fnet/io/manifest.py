@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 class Manifest:
@@ -20,7 +20,7 @@ class Manifest:
         if self.path.exists():
             self._load_and_repair()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (open for the manifest's lifetime; close() shuts it)
 
     def _load_and_repair(self) -> None:
         data = self.path.read_bytes()
@@ -45,7 +45,7 @@ class Manifest:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "Manifest":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Self
 
 import h5py
 import numpy as np
@@ -48,11 +49,11 @@ class Rows:
         return len(self.paths)
 
     @classmethod
-    def empty(cls, dim: int, dtype=np.float32) -> "Rows":
+    def empty(cls, dim: int, dtype=np.float32) -> Rows:
         return cls(np.zeros((0, dim), dtype), [], [], np.zeros((0, 4), np.float32))
 
     @classmethod
-    def concat(cls, blocks: list["Rows"]) -> "Rows":
+    def concat(cls, blocks: list[Rows]) -> Rows:
         return cls(
             np.concatenate([b.embeddings for b in blocks]),
             [p for b in blocks for p in b.paths],
@@ -170,7 +171,7 @@ class Store:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

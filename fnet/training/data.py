@@ -30,7 +30,7 @@ def split_identities(items: list[Item], held_out: float, seed: int = 0) -> tuple
         counts[item.label] = counts.get(item.label, 0) + 1
     people = sorted(p for p, n in counts.items() if n >= 2)
     rng = np.random.default_rng(seed)
-    held = set(rng.choice(people, int(round(held_out * len(people))), replace=False).tolist()) if held_out else set()
+    held = set(rng.choice(people, round(held_out * len(people)), replace=False).tolist()) if held_out else set()
     return [i for i in items if i.label not in held], [i for i in items if i.label in held]
 
 
@@ -44,7 +44,7 @@ class FaceFolder(torch.utils.data.Dataset):
         self.label_ids = torch.tensor([names.index(label) for label in self.labels]) if names else torch.zeros(0)
 
     @classmethod
-    def from_tree(cls, root: Path, size: int, augment: Augment | None = None) -> "FaceFolder":
+    def from_tree(cls, root: Path, size: int, augment: Augment | None = None) -> FaceFolder:
         items = [item for item in tree_items(root) if item.label]
         if not items:
             raise ValueError(f"{root}: no faces in identity folders (expected {root}/PERSON/FACE.png from `fnet align`)")
@@ -83,7 +83,7 @@ def augment(x: torch.Tensor, a: Augment, g: torch.Generator) -> torch.Tensor:
     if a.flip and r[0] < 0.5:
         x = x.flip(2)
     if a.crop < 1.0:
-        side = int(round(x.shape[1] * (a.crop + (1 - a.crop) * float(r[1]))))
+        side = round(x.shape[1] * (a.crop + (1 - a.crop) * float(r[1])))
         top = int(float(r[2]) * (x.shape[1] - side))
         left = int(float(r[3]) * (x.shape[2] - side))
         x = x[:, top : top + side, left : left + side]
