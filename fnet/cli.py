@@ -27,6 +27,10 @@ PrecisionOption = Annotated[
     str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+FlipOption = Annotated[bool, typer.Option("--flip", help=(
+    "Also embed each face's mirror image and average the two (test-time augmentation; "
+    "on LFW it did not help the pretrained model, see docs/evaluate.md)."
+))]
 
 
 def _version(value: bool) -> None:
@@ -252,7 +256,7 @@ def verify(
     face_a: Annotated[int | None, typer.Option(help="Which face of A, numbered from 0 left to right (default: the most central large one).")] = None,
     face_b: Annotated[int | None, typer.Option(help="Which face of B, as --face-a.")] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="A and B are aligned face crops already: skip detection.")] = False,
-    flip: Annotated[bool, typer.Option("--flip", help="Also embed mirror images and average (slightly more accurate).")] = False,
+    flip: FlipOption = False,
     mode: ModeOption = "crop",
     margin: MarginOption = 32,
     model: ModelOption = "facenet-casia",
@@ -317,7 +321,7 @@ def embed(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HDF5 store to create or extend.")],
     align_photos: Annotated[bool, typer.Option("--align", help="FOLDER holds photos: detect and align each (one face per photo) first.")] = False,
     half: Annotated[bool, typer.Option("--half", help="Store float16 embeddings (half the size; distances change by < 1e-3).")] = False,
-    flip: Annotated[bool, typer.Option("--flip", help="Average each face's embedding with its mirror image's.")] = False,
+    flip: FlipOption = False,
     shard: Annotated[str, typer.Option(help="i/n: embed only every n-th file from the i-th, for n parallel processes; join with `fnet merge`.")] = "0/1",
     batch_size: Annotated[int, typer.Option(help="Faces per forward pass.")] = 64,
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
@@ -511,7 +515,7 @@ def evaluate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json, roc.png, report.html and the embeddings cache.")] = Path("fnet-eval"),
     mode: ModeOption = "crop",
     margin: MarginOption = 32,
-    flip: Annotated[bool, typer.Option("--flip", help="Average each embedding with its mirror image's (test-time augmentation).")] = False,
+    flip: FlipOption = False,
     aligned: Annotated[bool, typer.Option("--aligned", help="DATA holds aligned crops: no detection.")] = False,
     far: Annotated[float, typer.Option(help="The false accept rate at which VAL is reported.")] = 1e-3,
     subtract_mean: Annotated[
@@ -529,7 +533,7 @@ def evaluate(
     false accepts and false rejects. Embeddings are cached in OUTPUT, so a second run with
     the same settings is instant.
 
-    Example: fnet evaluate lfw/lfw-deepfunneled --pairs lfw/pairs.txt --flip
+    Example: fnet evaluate lfw/lfw-deepfunneled --pairs lfw/pairs.txt --subtract-mean
     """
     import json
 

@@ -31,7 +31,7 @@ class ChosenFace:
         if self.face is None:
             return f"{self.path}: aligned crop"
         box = ", ".join(f"{v:.0f}" for v in self.face.box)
-        many = f"face {self.number} of {self.faces_found} (--face to choose), " if self.faces_found > 1 else ""
+        many = f"face {self.number} of {self.faces_found} from the left (--face-a/--face-b pick another), " if self.faces_found > 1 else ""
         return f"{self.path}: {many}box ({box}), detector confidence {self.face.score:.3f}"
 
 
