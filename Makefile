@@ -50,6 +50,7 @@ bench: install-dev
 bench-accuracy: install-dev
 	$(BIN)/python bench/lfw.py
 	$(BIN)/python bench/lfw_reference.py
+	$(BIN)/python bench/lfw_whitening.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/normalization.py
 	$(BIN)/python bench/open_set.py
