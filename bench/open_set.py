@@ -15,7 +15,9 @@ Searched through fnet's own flat index and weighted k-NN vote (k = 5):
 A stranger is named when any of the N enrolled faces falls within the threshold, so FPIR
 grows with N: the threshold that suits a door with ten people is wrong for a thousand.
 Reported per gallery size (averaged over random galleries for the small ones) for a sweep
-of thresholds, and the loosest threshold whose FPIR stays at or below 1%.
+of thresholds, the loosest threshold whose FPIR stays at or below 1%, and what
+`fnet search --fpir 0.01` does: the threshold it estimates on the gallery alone, and the
+DIR and FPIR that threshold gets on the probes.
 
     python bench/open_set.py [--sizes 10,100,1000] [--seed 0]
 """
@@ -31,7 +33,7 @@ from cluster import lfw_people
 
 import fnet
 from fnet.index import IndexParams, make_index
-from fnet.search import recognize
+from fnet.search import recognize, threshold_for_fpir
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
@@ -51,19 +53,26 @@ def split(labels: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, np.nd
     return pool, np.array(non_mated)
 
 
-def rates(x, labels, gallery_people, pool, non_mated, thresholds) -> np.ndarray:
-    """(DIR, FPIR) per threshold for one gallery, through fnet's index and vote."""
+def rates(x, labels, gallery_people, pool, non_mated, thresholds, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """(DIR, FPIR) per threshold for one gallery, through fnet's index and vote; and (threshold, DIR, FPIR)
+    where `fnet search --fpir target` puts it, estimated on the gallery (NaN when it has too few people)."""
     gallery = np.array([pool[p][0] for p in gallery_people])
     mated = np.concatenate([pool[p][1 : 1 + PER_PERSON] for p in gallery_people])
     index = make_index(IndexParams("flat"), x.shape[1])
     index.add(x[gallery])
     names, paths = labels[gallery].tolist(), [str(r) for r in gallery]
-    out = []
-    for t in thresholds:
+
+    def measure(t: float) -> tuple[float, float]:
         named = [r.identity for r in recognize(x[mated], index, names, paths, k=5, threshold=t)]
         strangers = recognize(x[non_mated], index, names, paths, k=5, threshold=t)
-        out.append((np.mean(np.array(named) == labels[mated]), np.mean([r.known for r in strangers])))
-    return np.array(out)
+        return float(np.mean(np.array(named) == labels[mated])), float(np.mean([r.known for r in strangers]))
+
+    try:
+        t = threshold_for_fpir(index, names, lambda rows: x[gallery[rows]], target).threshold
+        estimate = np.array([t, *measure(t)])
+    except ValueError:  # too few people to estimate it
+        estimate = np.full(3, np.nan)
+    return np.array([measure(t) for t in thresholds]), estimate
 
 
 def plot(curves: dict[int, np.ndarray], thresholds: np.ndarray, default: float, path: Path) -> None:
@@ -93,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fpir", type=float, default=0.01, help="the target of `fnet search --fpir` to check")
     parser.add_argument("--plot", default=str(ROOT / "docs/img/open_set.png"))
     args = parser.parse_args()
 
@@ -103,12 +113,12 @@ def main() -> None:
     people = sorted(pool)
     thresholds = np.unique(np.round(np.r_[np.arange(0.5, 1.45, 0.05), TABLE_THRESHOLDS, default], 4))
     print(f"LFW: {len(x):,} faces; enrolled pool {len(people):,} people, {len(non_mated):,} non-mated probes; k=5")
-    curves = {}
+    curves, estimates = {}, {}
     for size in (int(s) for s in args.sizes.split(",")):
         draws = max(1, min(20, 1000 // size))
-        curves[size] = np.mean([
-            rates(x, labels, rng.choice(people, size, replace=False), pool, non_mated, thresholds) for _ in range(draws)
-        ], axis=0)
+        runs = [rates(x, labels, rng.choice(people, size, replace=False), pool, non_mated, thresholds, args.fpir) for _ in range(draws)]
+        curves[size] = np.mean([curve for curve, _ in runs], axis=0)
+        estimates[size] = np.mean([estimate for _, estimate in runs], axis=0)
         print(f"gallery {size:,}: {draws} random galleries", flush=True)
 
     shown = [t for t in thresholds if t in TABLE_THRESHOLDS or t == default]
@@ -118,6 +128,8 @@ def main() -> None:
         i = int(np.flatnonzero(thresholds == t)[0])
         cells = " | ".join(f"{r[i, 0]:.1%} / {r[i, 1]:.2%}" for r in curves.values())
         print(f"| {t:g}{' (model)' if t == default else ''} | {cells} |")
+    cells = " | ".join("too few people" if np.isnan(e[0]) else f"{e[1]:.1%} / {e[2]:.2%} (threshold {e[0]:.2f})" for e in estimates.values())
+    print(f"| `--fpir {args.fpir:g}` (estimated on the gallery) | {cells} |")
     for size, r in curves.items():
         ok = np.flatnonzero(r[:, 1] <= 0.01)
         if not len(ok):

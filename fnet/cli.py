@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fnet import __version__
-from fnet.ui import console, error, print_json, warn
+from fnet.ui import console, error, note, print_json, warn
 
 app = typer.Typer(
     name="fnet",
@@ -442,7 +442,11 @@ def search(
     threshold: Annotated[float | None, typer.Option(help=(
         "Farther than this (squared L2) is not a match (default: the model's, right when every query is someone "
         "enrolled). Where strangers come, go stricter as the gallery grows: on LFW 0.95 / 0.80 / 0.65 name about 1% "
-        "of strangers with 10 / 100 / 1,000 people enrolled (docs/search.md)."
+        "of strangers with 10 / 100 / 1,000 people enrolled (docs/search.md). See also --fpir."
+    ))] = None,
+    fpir: Annotated[float | None, typer.Option(help=(
+        "Instead of --threshold: the share of strangers allowed a name, e.g. 0.01. The threshold is estimated on the "
+        "gallery itself (each enrolled person plays a stranger to the others); needs labels and at least 1/FPIR people."
     ))] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="Queries are aligned crops already.")] = False,
     store: Annotated[Path | None, typer.Option(help="The index's HDF5 store, if it moved since indexing.")] = None,
@@ -457,7 +461,7 @@ def search(
     the threshold vote, nearer ones weighing more. Exit code 1 when a query could not be
     read or had no face.
 
-    Example: fnet search visitor.jpg --index staff.faiss -k 10
+    Example: fnet search visitor.jpg --index staff.faiss --fpir 0.01
     """
     import tempfile
 
@@ -466,13 +470,26 @@ def search(
     from fnet.embed import Item
     from fnet.index import IndexFileError, load_index
     from fnet.io.store import Store, StoreError
-    from fnet.search import recognize
+    from fnet.search import recognize, threshold_for_fpir
 
+    if threshold is not None and fpir is not None:
+        error("--threshold and --fpir both set the threshold: pass one")
+        raise typer.Exit(2)
+    if fpir is not None and not 0 < fpir < 1:
+        error(f"--fpir {fpir:g}: a share of strangers, between 0 and 1 (e.g. 0.01)")
+        raise typer.Exit(2)
     try:
         faiss_index, meta = load_index(index_path)
         with Store(store or meta["store"]) as stored:
             labels, paths = stored.labels(), stored.paths()
-    except (IndexFileError, StoreError) as err:
+            if fpir is not None:
+                estimate = threshold_for_fpir(faiss_index, labels, stored.take, fpir)
+                threshold = estimate.threshold
+                note(
+                    f"threshold {threshold:.3f}: {estimate.fpir:.2%} of {estimate.people:,} enrolled people, playing "
+                    "strangers to the others, would get a name at it"
+                )
+    except (IndexFileError, StoreError, ValueError) as err:
         error(str(err))
         raise typer.Exit(2) from None
     if model is not None and model != meta["model"]:

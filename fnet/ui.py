@@ -23,6 +23,11 @@ def warn(message: str) -> None:
     errors.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
+def note(message: str) -> None:
+    """Information on stderr, so that stdout (a table or --json) stays the result."""
+    errors.print(message, highlight=False, soft_wrap=True, style="dim")
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 

@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from conftest import DEEPFACE
 from typer.testing import CliRunner
 
@@ -13,7 +14,7 @@ from fnet.cli import app
 from fnet.core.pretrained import REGISTRY
 from fnet.index import IndexParams, build_index, load_index
 from fnet.io.store import Rows, write_store
-from fnet.search import UNKNOWN, Match, recognize, vote
+from fnet.search import UNKNOWN, Match, _nearest_other_person, recognize, threshold_for_fpir, vote
 
 THRESHOLD = REGISTRY["facenet-casia"].info.threshold  # the default model's calibrated threshold
 
@@ -88,3 +89,53 @@ def test_cli_search_a_folder(tmp_path, deepface_embeddings, deepface_identities)
     assert answer["query"] == str(queries / files[held[0]]) and answer["identity"] == deepface_identities[files[held[0]]]
     wrong_model = CliRunner().invoke(app, ["search", str(queries), "--index", str(tmp_path / "enrolled.faiss"), "--model", "other"])
     assert wrong_model.exit_code == 2 and "cannot be compared" in wrong_model.output
+
+
+def nearest_other_person_brute_force(emb, labels, rows):
+    d = ((emb[rows, None, :] - emb[None, :, :]) ** 2).sum(-1)
+    d[np.asarray(labels)[None, :] == np.asarray(labels)[rows, None]] = np.inf
+    return d.min(1)
+
+
+def test_fpir_threshold_matches_brute_force(tmp_path, deepface_embeddings, deepface_identities):
+    files, emb = deepface_embeddings
+    labels = [deepface_identities[f] for f in files]
+    index = enroll(tmp_path, files, emb, labels, list(range(len(files))))
+    firsts = np.array(sorted({label: row for row, label in reversed(list(enumerate(labels)))}.values()))
+    nearest = np.sort(nearest_other_person_brute_force(emb, labels, firsts))
+    estimate = threshold_for_fpir(index, labels, lambda rows: emb[rows], fpir=0.25)
+    assert estimate.people == 13 and estimate.fpir == 3 / 13  # floor(0.25 * 13) people would be named
+    assert abs(estimate.threshold - (nearest[2] + nearest[3]) / 2) < 1e-5
+    # people with up to 8 photos: the nearest faces are their own, so the search must look further
+    np.testing.assert_allclose(_nearest_other_person(index, emb, np.array(labels), np.array(labels), k=1),
+                               nearest_other_person_brute_force(emb, labels, np.arange(len(files))), atol=1e-5)
+
+
+def test_fpir_refuses_what_it_cannot_estimate(tmp_path, deepface_embeddings, deepface_identities):
+    files, emb = deepface_embeddings
+    labels = [deepface_identities[f] for f in files]
+    index = enroll(tmp_path, files, emb, labels, list(range(len(files))))
+    with pytest.raises(ValueError, match=r"13 people enrolled: too few to estimate a false positive rate of 0.01 \(at least 100 needed\)"):
+        threshold_for_fpir(index, labels, lambda rows: emb[rows], fpir=0.01)
+    with pytest.raises(ValueError, match="needs identity labels"):
+        threshold_for_fpir(index, [""] * len(files), lambda rows: emb[rows], fpir=0.25)
+
+
+def test_cli_search_with_fpir(tmp_path, deepface_embeddings, deepface_identities):
+    files, emb = deepface_embeddings
+    labels = [deepface_identities[f] for f in files]
+    enrolled, held, _ = split(files, deepface_identities)
+    enroll(tmp_path, files, emb, labels, enrolled)
+    query = tmp_path / files[held[0]]
+    query.write_bytes((DEEPFACE / files[held[0]]).read_bytes())
+    args = ["search", str(query), "--index", str(tmp_path / "enrolled.faiss"), "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, [*args, "--fpir", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert "of 13 enrolled people, playing strangers to the others, would get a name at it" in result.stderr
+    (answer,) = json.loads(result.stdout)
+    threshold = float(result.stderr.split("threshold ")[1].split(":")[0])
+    assert 0 < threshold < 4 and (answer["matches"][0]["distance"] <= threshold) == (answer["identity"] != UNKNOWN)
+    both = CliRunner().invoke(app, [*args, "--fpir", "0.25", "--threshold", "1.0"])
+    assert both.exit_code == 2 and "pass one" in both.output
+    too_few = CliRunner().invoke(app, [*args, "--fpir", "0.01"])
+    assert too_few.exit_code == 2 and "too few" in too_few.output
