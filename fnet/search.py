@@ -80,7 +80,7 @@ def threshold_for_fpir(
     the threshold is put between the distances to the nearest other person that a share
     fpir of them fall under. labels: the indexed faces' identities; take(rows): their
     embeddings (e.g. Store.take). Measured on LFW (bench/open_set.py): asked for 1%, it named
-    1.6% / 1.0% of real strangers with 100 / 1,000 people enrolled.
+    1.60% / 1.05% of real strangers with 100 / 1,000 people enrolled.
     """
     labels = np.asarray(labels)
     if not len(labels) or (labels == "").any():
