@@ -109,8 +109,7 @@ def align_tree(
     source, output = Path(source), Path(output)
     report = AlignReport()
     all_paths = find_images(source)
-    if output.is_dir():
-        remove_leftovers(output)  # a killed run's half-written crop, never renamed into place
+    remove_leftovers(output)  # a killed run's half-written crop, never renamed into place
     with Manifest(output / MANIFEST) as manifest:
         last_status = {r["source"]: r["status"] for r in manifest.records}  # a retried photo's newest line wins
         failed = {source for source, status in last_status.items() if status != "ok"}

@@ -524,8 +524,7 @@ def search(
                 nearest.path if nearest else "-", f"{nearest.distance:.3f}" if nearest else "-",
             )
         console.print(table)
-    failed = report.failed
-    if failed:
+    if report.failed:
         raise typer.Exit(1)
 
 

@@ -143,8 +143,7 @@ def embed_tree(
     root, output = Path(root), Path(output)
     attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
     partial = output.with_name(output.name + ".partial")
-    if partial.is_dir():
-        remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
+    remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
     existing = [output] if output.exists() else []
     parts = sorted(partial.glob("part-*.h5"))
     done: set[str] = set()
@@ -167,6 +166,7 @@ def embed_tree(
     writer = _PartWriter(partial, attrs, part_size, first_index=len(parts))
     pending: list[tuple[Item, np.ndarray, tuple]] = []
     found_now: set[str] = set()  # retried photos that have a face this time
+    faceless_now: set[str] = set()  # photos without a face in this run
 
     def embed_pending() -> None:
         emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
@@ -203,6 +203,7 @@ def embed_tree(
                 else:
                     failed(item, "no face found", "no_face")
                     writer.no_face.append(item.rel)
+                    faceless_now.add(item.rel)
         pending.extend(crops)
         report.faces += len(crops)
         if len(pending) >= batch_size:
@@ -213,11 +214,8 @@ def embed_tree(
 
     parts = sorted(partial.glob("part-*.h5"))
     if parts or not existing:
-        no_face = set()
-        for path in existing + parts:
-            with Store(path) as store:
-                no_face.update(store.no_face())
-        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face - found_now)
+        no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
+        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
         shutil.rmtree(partial, ignore_errors=True)
     else:
         with Store(output) as store:

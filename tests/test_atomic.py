@@ -39,3 +39,4 @@ def test_leftovers_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
         path.write_text("user's file")
     assert remove_leftovers(tmp_path) == 1
     assert not leftover.exists() and all(path.exists() for path in keep)
+    assert remove_leftovers(tmp_path / "not-made-yet") == 0  # a first run: nothing to clean

@@ -29,7 +29,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 def remove_leftovers(directory: str | os.PathLike, suffix: str = ".tmp") -> int:
     """Delete the temporaries of atomic_path that a killed process (kill -9, power loss) left
-    under directory; returns how many. Only for a directory one run writes at a time."""
+    under directory (none when it does not exist yet); returns how many. Only for a
+    directory one run writes at a time."""
     removed = 0
     pattern = re.compile(rf"^\..+\.[a-z0-9_]{{8}}{re.escape(suffix)}$")  # mkstemp's ".NAME.XXXXXXXX.tmp"
     for leftover in Path(directory).rglob(f".*{suffix}"):

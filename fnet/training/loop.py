@@ -252,7 +252,7 @@ class Trainer:
 
     def _resume(self) -> int:
         """Continue from the newest checkpoint in the run folder, if any."""
-        if self.dist.main and (self.out / "checkpoints").is_dir():
+        if self.dist.main:
             remove_leftovers(self.out / "checkpoints")  # a checkpoint half-written when the run was killed
         found = [p for p in self._checkpoints() if p.with_suffix(".optim.safetensors").is_file()]
         if not found:
