@@ -28,6 +28,7 @@ import fnet
 from fnet.alignment import pick_faces
 from fnet.core.detector import DetectorSettings, FaceDetector
 from fnet.evaluate import Evaluation, read_pairs
+from fnet.evaluation.metrics import unit_rows
 from fnet.io.images import load_ahead
 from fnet.io.store import Store
 
@@ -89,10 +90,6 @@ def cached_embeddings(setting: str, paths: list[Path]) -> np.ndarray | None:
     return np.stack([rows[p.relative_to(IMAGES).as_posix()] for p in paths]).astype(np.float64)
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def main() -> None:
     pairs = read_pairs(LFW / "pairs.txt", IMAGES)
     paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
@@ -105,15 +102,15 @@ def main() -> None:
     plain, mirrored = reference_embeddings(paths)
     settings = {
         "reference crop, O-Net 0.7": plain,
-        "reference crop, O-Net 0.7, mirror averaged": unit(plain + mirrored),
+        "reference crop, O-Net 0.7, mirror averaged": unit_rows(plain + mirrored),
         "reference crop, O-Net 0.7, mirror concatenated (the reference)": np.concatenate([plain, mirrored], 1),
     }
     margins = [cached_embeddings(f"crop-m{m}", paths) for m in (24, 32, 40)]
     mirror = cached_embeddings("crop-m32-flip", paths)
     if all(m is not None for m in margins):
-        settings["fnet crop, margins 24 + 32 + 40 averaged"] = unit(sum(margins))
+        settings["fnet crop, margins 24 + 32 + 40 averaged"] = unit_rows(sum(margins))
         if mirror is not None:
-            settings["fnet crop, margins 24 + 32 + 40 and mirror averaged"] = unit(sum(margins) + mirror)
+            settings["fnet crop, margins 24 + 32 + 40 and mirror averaged"] = unit_rows(sum(margins) + mirror)
 
     print(f"LFW View 2 ({IMAGES.name}): {len(pairs)} pairs, 10 folds")
     print("| setting | mean subtracted | accuracy (10-fold, ± s.e.) | VAL @ FAR=1e-3 |")

@@ -17,10 +17,10 @@ Uses the crop-m32 embeddings bench/lfw.py cached.
 from __future__ import annotations
 
 import numpy as np
-from lfw_reference import IMAGES, LFW, cached_embeddings, unit
+from lfw_reference import IMAGES, LFW, cached_embeddings
 
 from fnet.evaluate import read_pairs
-from fnet.evaluation.metrics import FoldResult, best_threshold, squared_distances
+from fnet.evaluation.metrics import FoldResult, best_threshold, squared_distances, unit_rows
 
 STRENGTHS = ((0.0, 0.0), (0.25, 1.0), (0.25, 0.1), (0.5, 1.0), (0.5, 0.1))  # (power, eps)
 
@@ -31,7 +31,7 @@ def whitened_distances(x: np.ndarray, a: np.ndarray, b: np.ndarray, fit_rows: np
     mean = fit.mean(0)
     w, v = np.linalg.eigh(np.cov((fit - mean).T))
     transform = v * (np.maximum(w, 0) + eps * w.mean()) ** -power
-    y = unit((x - mean) @ transform)
+    y = unit_rows((x - mean) @ transform)
     return squared_distances(y[a], y[b])
 
 

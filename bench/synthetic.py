@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnet.evaluation.metrics import unit_rows
 from fnet.io.store import Rows, write_store
 
 BLOCK = 100_000
@@ -24,7 +25,7 @@ def synthetic(rows: int, people: int, dim: int, queries: int, seed: int = 0):
     def draw(n):
         labels = rng.integers(0, people, n)
         x = centres[labels] + rng.normal(scale=spread, size=(n, dim)).astype(np.float32)
-        return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+        return unit_rows(x), labels
 
     base, base_labels = [], []
     for start in range(0, rows, BLOCK):

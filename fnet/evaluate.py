@@ -22,6 +22,7 @@ from fnet.evaluation.metrics import (
     kfold_val_at_far,
     roc_auc,
     squared_distances,
+    unit_rows,
 )
 from fnet.evaluation.report import html_report
 from fnet.io.images import load_image
@@ -57,9 +58,8 @@ class Evaluation:
         if not self.subtract_mean:
             return squared_distances(self.a, self.b)
         mean = np.concatenate([self.a[mean_of], self.b[mean_of]]).mean(0)
-        a, b = self.a - mean, self.b - mean
-        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
-        return squared_distances(unit(a), unit(b))  # ranks as the reference's angular distance
+        # squared L2 of the re-normalised vectors ranks as the reference's angular distance
+        return squared_distances(unit_rows(self.a - mean), unit_rows(self.b - mean))
 
     def fold_distances(self) -> np.ndarray:
         """For the k-fold metrics: one row per fold, the mean taken over the other folds only."""

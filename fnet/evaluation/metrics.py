@@ -17,6 +17,11 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", diff, diff)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (embeddings after averaging or shifting them)."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def candidate_thresholds(distances: np.ndarray) -> np.ndarray:
     """Midpoints between sorted distinct distances, plus both ends: every distinct decision."""
     values = np.unique(distances)
