@@ -33,7 +33,7 @@ from cluster import lfw_people
 
 import fnet
 from fnet.index import IndexParams, make_index
-from fnet.search import recognize, threshold_for_fpir
+from fnet.search import UNKNOWN, nearest_matches, threshold_for_fpir, vote
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
@@ -62,10 +62,12 @@ def rates(x, labels, gallery_people, pool, non_mated, thresholds, target: float)
     index.add(x[gallery])
     names, paths = labels[gallery].tolist(), [str(r) for r in gallery]
 
+    mated_matches = nearest_matches(x[mated], index, names, paths, k=5)  # searched once, voted at every threshold
+    stranger_matches = nearest_matches(x[non_mated], index, names, paths, k=5)
+
     def measure(t: float) -> tuple[float, float]:
-        named = [r.identity for r in recognize(x[mated], index, names, paths, k=5, threshold=t)]
-        strangers = recognize(x[non_mated], index, names, paths, k=5, threshold=t)
-        return float(np.mean(np.array(named) == labels[mated])), float(np.mean([r.known for r in strangers]))
+        named = np.array([vote(m, t)[0] for m in mated_matches])
+        return float(np.mean(named == labels[mated])), float(np.mean([vote(m, t)[0] != UNKNOWN for m in stranger_matches]))
 
     try:
         t = threshold_for_fpir(index, names, lambda rows: x[gallery[rows]], target).threshold

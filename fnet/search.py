@@ -52,15 +52,18 @@ def vote(matches: list[Match], threshold: float) -> tuple[str, float]:
     return identity, weights[identity] / sum(weights.values())
 
 
+def nearest_matches(embeddings: np.ndarray, index, labels: list[str], paths: list[str], k: int) -> list[list[Match]]:
+    """The k nearest stored faces of each query embedding, nearest first."""
+    distances, ids = search(index, embeddings, k)
+    return [
+        [Match(int(i), float(d), paths[i], labels[i]) for d, i in zip(row_d, row_ids) if i >= 0]
+        for row_d, row_ids in zip(distances, ids)
+    ]
+
+
 def recognize(embeddings: np.ndarray, index, labels: list[str], paths: list[str], k: int, threshold: float) -> list[Recognition]:
     """One Recognition per query embedding."""
-    distances, ids = search(index, embeddings, k)
-    results = []
-    for row_d, row_ids in zip(distances, ids):
-        matches = [Match(int(i), float(d), paths[i], labels[i]) for d, i in zip(row_d, row_ids) if i >= 0]
-        identity, score = vote(matches, threshold)
-        results.append(Recognition(identity, score, matches))
-    return results
+    return [Recognition(*vote(matches, threshold), matches) for matches in nearest_matches(embeddings, index, labels, paths, k)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,16 +88,13 @@ def threshold_for_fpir(
     labels = np.asarray(labels)
     if not len(labels) or (labels == "").any():
         raise ValueError("estimating a false positive rate needs identity labels (enrol faces in one folder per person)")
-    first = {}
-    for row, label in enumerate(labels):
-        first.setdefault(label, row)
+    rows = np.sort(np.unique(labels, return_index=True)[1])  # each person's first photo, in store order
     needed = math.ceil(1 / fpir)
-    if len(first) < max(needed, 2):
+    if len(rows) < max(needed, 2):
         raise ValueError(
-            f"{len(first)} people enrolled: too few to estimate a false positive rate of {fpir:g} "
+            f"{len(rows)} people enrolled: too few to estimate a false positive rate of {fpir:g} "
             f"(at least {max(needed, 2)} needed); pass --threshold instead (docs/search.md has a table by gallery size)"
         )
-    rows = np.array(sorted(first.values()))
     if len(rows) > max_people:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_people, replace=False))
     nearest = np.sort(_nearest_other_person(index, take(rows), labels[rows], labels))
