@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from fnet.alignment import align_face, pick_faces
-from fnet.core.detector import Face, FaceDetector
+from fnet.core.detector import FaceDetector
+from fnet.face import Face
 from fnet.io.atomic import atomic_path, remove_leftovers
 from fnet.io.images import ImageError, is_image_path, load_ahead
 from fnet.io.manifest import Manifest
@@ -32,7 +33,7 @@ class AlignSettings:
 
 @dataclasses.dataclass
 class AlignedFace:
-    index: int  # position in the detector's output (best score first)
+    index: int  # the face's number in its photo, left to right from 0
     face: Face
     crop: np.ndarray
 
@@ -119,7 +120,7 @@ def align_tree(
         report.failed_before = sum(p.relative_to(source).as_posix() in failed for p in all_paths if p not in todo)
         if on_start:
             on_start(len(todo))
-        for batch in batched(load_ahead(todo, workers), batch_size):
+        for batch in batched(load_ahead(todo, workers, ahead=batch_size), batch_size):
             good = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
             aligned = dict(zip([p for p, _ in good], aligner.align([image for _, image in good])))
             for path, image in batch:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from fnet.core.detector import Face
+from fnet.face import Face
 
 PICKS = ("center", "largest", "all")
 MODES = ("crop", "similarity")

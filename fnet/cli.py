@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from fnet import __version__
-from fnet.ui import console, error, note, print_json, warn
+from fnet.face import DETECT_SIZE
+from fnet.ui import console, error, fail, json_mode, note, print_json, starter, warn
 
 app = typer.Typer(
     name="fnet",
@@ -26,7 +27,10 @@ DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU)
 PrecisionOption = Annotated[
     str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16.")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print machine-readable JSON instead of a table (errors too: {error, path, reason}).",
+    callback=json_mode, is_eager=True,
+)]
 FlipOption = Annotated[bool, typer.Option("--flip", help=(
     "Also embed each face's mirror image and average the two (test-time augmentation; "
     "on LFW it did not help the pretrained model, see docs/evaluate.md)."
@@ -44,8 +48,17 @@ def _root(
     version: Annotated[
         bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=(
+        "CPU threads for the networks (default: the CPUs this process may use, affinity and container quota "
+        "included; or $FNET_THREADS). On a machine busy with other work, 1 is often faster."
+    ))] = None,
 ) -> None:
     """Face recognition with FaceNet embeddings."""
+    json_mode(False)  # a command's --json sets it again
+    if threads is not None:
+        import os
+
+        os.environ["FNET_THREADS"] = str(threads)
 
 
 def _load(model: str, device: str = "auto", precision: str = "auto"):
@@ -57,8 +70,7 @@ def _load(model: str, device: str = "auto", precision: str = "auto"):
     try:
         return load_model(model, device=device, precision=precision)
     except (CheckpointError, PretrainedError, ValueError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
 
 
 @app.command()
@@ -82,8 +94,7 @@ def models(
         try:
             info = REGISTRY[canonical_name(show)].info if not Path(show).is_file() else read_info(show)
         except (CheckpointError, PretrainedError) as err:
-            error(str(err))
-            raise typer.Exit(2) from None
+            fail(str(err))
         if json_output:
             print_json(info.to_dict())
         else:
@@ -130,8 +141,7 @@ def demo(
     try:
         rows = run_demo(embedder, _aligner(device, 20, "crop", 32, embedder.info.input_size, "center"))
     except DemoDataMissing as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     threshold = embedder.info.threshold
     if json_output:
         print_json({"model": embedder.info.name, "threshold": threshold, "comparisons": [vars(r) for r in rows]})
@@ -155,22 +165,28 @@ RetryFacelessOption = Annotated[
 ModeOption = Annotated[
     str, typer.Option(help="crop: detector box + margin, as the pretrained model was evaluated; similarity: 5-point warp to a template.")
 ]
-MarginOption = Annotated[float, typer.Option(help="Margin around the box, in pixels of the output crop (crop mode).")]
+MarginOption = Annotated[float, typer.Option(min=0, help="Margin around the box, in pixels of the output crop (crop mode).")]
+DetectBatchOption = Annotated[int, typer.Option("--detect-batch", min=1, help="Photos per detector pass (memory grows with it on large photos).")]
 
 
-def _aligner(device: str, min_face: int, mode: str, margin: float, size: int, pick: str):
+DetectSizeOption = Annotated[int, typer.Option("--detect-size", min=0, help=(
+    "Photos longer than this (pixels) are searched for faces on a downscaled copy, and cropped from the full photo: "
+    "a 12 MP photo then costs what a 2 MP one does, but faces under --min-face times the shrink factor are missed. "
+    "0: detect at full resolution."
+))]
+
+
+def _aligner(device: str, min_face: int, mode: str, margin: float, size: int, pick: str, detect_size: int = DETECT_SIZE):
     from fnet.align import Aligner, AlignSettings
     from fnet.alignment import MODES, PICKS
     from fnet.core.detector import DetectorSettings, FaceDetector
 
     if mode not in MODES or pick not in PICKS:
-        error(f"--mode must be one of {', '.join(MODES)} and --pick one of {', '.join(PICKS)}")
-        raise typer.Exit(2)
+        fail(f"--mode must be one of {', '.join(MODES)} and --pick one of {', '.join(PICKS)}")
     try:
-        detector = FaceDetector(device, DetectorSettings(min_face_size=min_face))
+        detector = FaceDetector(device, DetectorSettings(min_face_size=min_face, max_side=detect_size or None))
     except ValueError as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     return Aligner(detector, AlignSettings(size=size, margin=margin, mode=mode, pick=pick))
 
 
@@ -180,12 +196,13 @@ def align(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the aligned crops and manifest.jsonl go.")],
     mode: ModeOption = "crop",
     margin: MarginOption = 32,
-    size: Annotated[int, typer.Option(help="Crop size in pixels (the model's input size).")] = 160,
+    size: Annotated[int, typer.Option(min=16, help="Crop size in pixels (the model's input size).")] = 160,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face, as IMG_face<N>.png, not just one per photo.")] = False,
     pick: Annotated[str, typer.Option(help="Which face to keep: center (large and central, FaceNet's choice) or largest.")] = "center",
     min_face: MinFaceOption = 20,
-    batch_size: Annotated[int, typer.Option(help="Photos per detector batch.")] = 8,
-    workers: Annotated[int, typer.Option(help="Threads decoding photos ahead of the detector.")] = 2,
+    detect_size: DetectSizeOption = DETECT_SIZE,
+    batch_size: Annotated[int, typer.Option(min=1, help="Photos per detector batch.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Threads decoding photos ahead of the detector.")] = 2,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo photos that gave no crop in an earlier run.")] = False,
     device: DeviceOption = "auto",
     json_output: JsonOption = False,
@@ -206,13 +223,12 @@ def align(
     from fnet.ui import progress
 
     if not photos.is_dir():
-        error(f"{photos}: not a folder")
-        raise typer.Exit(2)
-    aligner = _aligner(device, min_face, mode, margin, size, "all" if all_faces else pick)
+        fail(f"{photos}: not a folder")
+    aligner = _aligner(device, min_face, mode, margin, size, "all" if all_faces else pick, detect_size)
     start = time.perf_counter()
     faces_found = 0
     with progress("photos") as bar:
-        task = bar.add_task("aligning", total=None)
+        task = bar.add_task("aligning", total=None, start=False)
 
         def on_image(records: list[dict]) -> None:
             nonlocal faces_found
@@ -227,7 +243,7 @@ def align(
 
         report = align_tree(
             photos, output, aligner, batch_size=batch_size, workers=workers,
-            on_image=on_image, on_start=lambda n: bar.update(task, total=n), retry_failed=retry_failed,
+            on_image=on_image, on_start=starter(bar, task), retry_failed=retry_failed,
         )
     seconds = time.perf_counter() - start
     summary = {**vars(report), "seconds": round(seconds, 2), "manifest": str(output / MANIFEST)}
@@ -271,17 +287,24 @@ def verify(
 
     Example: fnet verify passport.jpg selfie.jpg --json
     """
-    from fnet.io.images import ImageError
+    from fnet.io.images import ImageError, load_image
     from fnet.verify import VerifyError, choose_face
     from fnet.verify import verify as run_verify
 
+    if threshold is not None and not 0 <= threshold <= 4:
+        fail(f"--threshold {threshold:g}: a squared L2 distance between unit vectors, from 0 to 4")
+    try:  # every input is checked before the model loads
+        images = [load_image(path) for path in (a, b)]
+    except ImageError as err:
+        fail(err)
     embedder = _load(model, device)
     aligner = _aligner(device, 20, mode, margin, embedder.info.input_size, "all")
     try:
-        chosen = [choose_face(path, aligner, number, aligned) for path, number in ((a, face_a), (b, face_b))]
-    except (ImageError, VerifyError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        chosen = [
+            choose_face(path, aligner, number, aligned, image) for path, number, image in ((a, face_a, images[0]), (b, face_b, images[1]))
+        ]
+    except VerifyError as err:
+        fail(err)
     verdict = run_verify(*chosen, embedder, threshold, flip)
     if json_output:
         print_json(verdict.to_dict())
@@ -302,14 +325,14 @@ def _embed_folder(folder: Path, output: Path, embedder, aligner, **options):
     from fnet.ui import progress
 
     with progress("photos" if aligner else "faces") as bar:
-        task = bar.add_task("embedding", total=None)
+        task = bar.add_task("embedding", total=None, start=False)
 
         def on_item(item, reason: str | None) -> None:
             if reason:
                 (warn if reason == "no face found" else error)(f"{item.path}: {reason}")
             bar.advance(task)
 
-        report = embed_tree(folder, output, embedder, aligner, on_start=lambda n: bar.update(task, total=n), on_item=on_item, **options)
+        report = embed_tree(folder, output, embedder, aligner, on_start=starter(bar, task), on_item=on_item, **options)
     if report.no_face_before:
         warn(f"{report.no_face_before} photos without a face in an earlier run were not detected again (--retry-failed does)")
     return report
@@ -323,8 +346,10 @@ def embed(
     half: Annotated[bool, typer.Option("--half", help="Store float16 embeddings (half the size; distances change by < 1e-3).")] = False,
     flip: FlipOption = False,
     shard: Annotated[str, typer.Option(help="i/n: embed only every n-th file from the i-th, for n parallel processes; join with `fnet merge`.")] = "0/1",
-    batch_size: Annotated[int, typer.Option(help="Faces per forward pass.")] = 64,
-    workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 64,
+    detect_batch: DetectBatchOption = 8,
+    detect_size: DetectSizeOption = DETECT_SIZE,
+    workers: Annotated[int, typer.Option(min=1, help="Threads decoding images ahead of the model.")] = 2,
     retry_failed: RetryFacelessOption = False,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
@@ -348,24 +373,21 @@ def embed(
     from fnet.io.store import StoreError
 
     if not folder.is_dir():
-        error(f"{folder}: not a folder")
-        raise typer.Exit(2)
+        fail(f"{folder}: not a folder")
     try:
         shard_spec = parse_shard(shard)
     except ValueError as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     embedder = _load(model, device, precision)
-    aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "center") if align_photos else None
+    aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "center", detect_size) if align_photos else None
     start = time.perf_counter()
     try:
         report = _embed_folder(
             folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size, workers=workers,
-            retry_failed=retry_failed,
+            retry_failed=retry_failed, detect_batch=detect_batch,
         )
     except StoreError as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     seconds = time.perf_counter() - start
     if json_output:
         print_json({**vars(report), "seconds": round(seconds, 2), "output": str(output)})
@@ -391,8 +413,7 @@ def merge(
     try:
         rows = merge_stores(stores, output)
     except StoreError as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     console.print(f"{output}: {rows} faces from {len(stores)} stores", highlight=False)
 
 
@@ -419,14 +440,12 @@ def index(
     from fnet.io.store import StoreError
 
     if kind not in KINDS:
-        error(f"--kind must be one of {', '.join(KINDS)}")
-        raise typer.Exit(2)
+        fail(f"--kind must be one of {', '.join(KINDS)}")
     start = time.perf_counter()
     try:
         meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
     except (StoreError, IndexFileError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     meta["seconds"] = round(time.perf_counter() - start, 2)
     if json_output:
         print_json(meta)
@@ -473,11 +492,9 @@ def search(
     from fnet.search import recognize, threshold_for_fpir
 
     if threshold is not None and fpir is not None:
-        error("--threshold and --fpir both set the threshold: pass one")
-        raise typer.Exit(2)
+        fail("--threshold and --fpir both set the threshold: pass one")
     if fpir is not None and not 0 < fpir < 1:
-        error(f"--fpir {fpir:g}: a share of strangers, between 0 and 1 (e.g. 0.01)")
-        raise typer.Exit(2)
+        fail(f"--fpir {fpir:g}: a share of strangers, between 0 and 1 (e.g. 0.01)")
     try:
         faiss_index, meta = load_index(index_path)
         with Store(store or meta["store"]) as stored:
@@ -490,14 +507,11 @@ def search(
                     "strangers to the others, would get a name at it"
                 )
     except (IndexFileError, StoreError, ValueError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     if model is not None and model != meta["model"]:
-        error(f"{index_path}: holds {meta['model']!r} embeddings; a query embedded with {model!r} cannot be compared")
-        raise typer.Exit(2)
+        fail(f"{index_path}: holds {meta['model']!r} embeddings; a query embedded with {model!r} cannot be compared")
     if not query.exists():
-        error(f"{query}: no such file or folder")
-        raise typer.Exit(2)
+        fail(f"{query}: no such file or folder")
     embedder = _load(meta["model"], device)
     aligner = None if aligned else _aligner(device, 20, "crop", 32, embedder.info.input_size, "center")
     root = query if query.is_dir() else query.parent
@@ -567,8 +581,7 @@ def evaluate(
     try:
         pair_list = read_pairs(pairs, data)
     except (PairsError, OSError) as err:
-        error(f"{pairs}: {err}")
-        raise typer.Exit(2) from None
+        fail(f"{pairs}: {err}")
     embedder = _load(model, device)
     aligner = None if aligned else _aligner(device, 20, mode, margin, embedder.info.input_size, "center")
     settings = "aligned" if aligned else f"{mode}-m{margin:g}"
@@ -576,15 +589,14 @@ def evaluate(
     output.mkdir(parents=True, exist_ok=True)
     try:
         with progress("images") as bar:
-            task = bar.add_task("embedding", total=None)
+            task = bar.add_task("embedding", total=None, start=False)
             result = run_evaluate(
                 data, pair_list, embedder, aligner, output / f"embeddings-{tag}.h5", flip=flip, far_target=far,
-                subtract_mean=subtract_mean, on_start=lambda n: bar.update(task, total=n),
+                subtract_mean=subtract_mean, on_start=starter(bar, task),
                 on_item=lambda item, reason: bar.advance(task),
             )
     except (PairsError, StoreError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     metrics = {"model": embedder.info.name, "settings": settings, "flip": flip, **result.metrics()}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     roc_png({f"{tag} (AUC {metrics['auc']:.4f})": (result.distances, result.same)}, output / "roc.png", far)
@@ -617,6 +629,8 @@ def cluster(
     sheet_clusters: Annotated[int, typer.Option(help="Largest clusters shown on the contact sheet.")] = 200,
     aligned: Annotated[bool, typer.Option("--aligned", help="SOURCE holds aligned face crops (from `fnet align`): no detection.")] = False,
     min_face: MinFaceOption = 20,
+    detect_size: DetectSizeOption = DETECT_SIZE,
+    detect_batch: DetectBatchOption = 8,
     retry_failed: RetryFacelessOption = False,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
@@ -641,35 +655,30 @@ def cluster(
     from fnet.io.store import StoreError
 
     if method is not None and method not in METHODS:
-        error(f"--method must be one of {', '.join(METHODS)}")
-        raise typer.Exit(2)
+        fail(f"--method must be one of {', '.join(METHODS)}")
     if folders not in FOLDER_MODES:
-        error(f"--folders must be one of {', '.join(FOLDER_MODES)}")
-        raise typer.Exit(2)
+        fail(f"--folders must be one of {', '.join(FOLDER_MODES)}")
     start = time.perf_counter()
     failed = False
     if source.is_dir():
         embedder = _load(model, device)
-        aligner = None if aligned else _aligner(device, min_face, "crop", 32, embedder.info.input_size, "all")
+        aligner = None if aligned else _aligner(device, min_face, "crop", 32, embedder.info.input_size, "all", detect_size)
         store_path = output / "faces.h5"
         try:
-            embedded = _embed_folder(source, store_path, embedder, aligner, retry_failed=retry_failed)
+            embedded = _embed_folder(source, store_path, embedder, aligner, retry_failed=retry_failed, detect_batch=detect_batch)
         except StoreError as err:
-            error(str(err))
-            raise typer.Exit(2) from None
+            fail(str(err))
         failed = embedded.failed
     elif source.is_file():
         store_path = source
     else:
-        error(f"{source}: no such folder or store")
-        raise typer.Exit(2)
+        fail(f"{source}: no such folder or store")
     chosen = {"method": method, "threshold": threshold, "k": k, "n_clusters": clusters, "min_size": min_size}
     try:
         report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
         written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}")
     except (StoreError, ClusterError, OutputError) as err:
-        error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     seconds = round(time.perf_counter() - start, 2)
     if json_output:
         print_json({**vars(report), "seconds": seconds, "output": str(output), "written": written})
@@ -766,8 +775,7 @@ def train(
     from fnet.ui import progress
 
     if not data.is_dir():
-        error(f"{data}: no such folder")
-        raise typer.Exit(2)
+        fail(f"{data}: no such folder")
     settings = TrainConfig(
         data=str(data), output=str(output), init=init, architecture=architecture, embedding_dim=embedding_dim,
         pretrained=pretrained, identities=identities, per_identity=per_identity, extra=extra, steps=steps,
@@ -793,14 +801,31 @@ def train(
 
         try:
             trainer = Trainer(settings, on_record)
-            bar.update(task, completed=trainer.start)
+            bar.update(task, completed=trainer.start, resumed=trainer.start)
             path = trainer.run()
         except (ValueError, CheckpointError) as err:
-            error(str(err))
-            raise typer.Exit(2) from None
+            fail(str(err))
     if trainer.dist.main:
         console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False)
 
 
 def main() -> None:
-    app()
+    """The `fnet` entry point. Under --json, usage errors (unknown option, bad value) answer in JSON too."""
+    import sys
+
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as stop:
+        code = stop.exit_code
+    except Exception as err:
+        if not hasattr(err, "format_message"):  # not a usage error: a real bug, keep its traceback
+            raise
+        json_mode(True)
+        try:
+            fail(err.format_message(), getattr(err, "exit_code", 2))
+        except typer.Exit as stop:
+            code = stop.exit_code
+    sys.exit(code or 0)

@@ -26,7 +26,6 @@ from fnet.io.manifest import Manifest
 from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
 
 NO_BOX = (np.nan,) * 4
-DETECT_BATCH = 8  # photos per detector pass with --align
 FALLBACK_CROP = 0.7  # no face detected: the centre 70 % of the photo (where LFW's faces are)
 
 
@@ -131,6 +130,7 @@ def embed_tree(
     items: list[Item] | None = None,
     fallback_crop: float | None = None,
     retry_failed: bool = False,
+    detect_batch: int = 8,
 ) -> EmbedReport:
     """Embed every crop (or, with an aligner, the faces it picks in every photo) under root into the store at output.
 
@@ -139,6 +139,7 @@ def embed_tree(
     square of this fraction of its shorter side instead of skipping it (evaluation
     protocols need every image); such rows have a NaN box.
     retry_failed: detect again the photos in which an earlier run found no face.
+    detect_batch: photos per detector pass, with an aligner.
     """
     root, output = Path(root), Path(output)
     attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
@@ -184,7 +185,8 @@ def embed_tree(
         if on_item:
             on_item(item, reason)
 
-    for batch in batched(load_ahead(todo, workers, lambda item: item.path), DETECT_BATCH if aligner else batch_size):
+    photos_per_batch = detect_batch if aligner else batch_size
+    for batch in batched(load_ahead(todo, workers, lambda item: item.path, ahead=photos_per_batch), photos_per_batch):
         readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
         for item, image in batch:
             if isinstance(image, ImageError):

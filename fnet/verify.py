@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from fnet.align import Aligner
 from fnet.alignment import align_face, pick_faces
-from fnet.core.detector import Face
-from fnet.core.embedder import Embedder
+from fnet.face import Face
 from fnet.io.images import load_image
+
+if TYPE_CHECKING:  # torch loads with the model, not with this module
+    from fnet.align import Aligner
+    from fnet.core.embedder import Embedder
 
 
 class VerifyError(ValueError):
-    """A photo that cannot be verified (unreadable, no face, no such face number), naming it."""
+    """A photo that cannot be verified (no face, no such face number, not a crop). ``str()``: 'path: reason'."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
 
 
 @dataclasses.dataclass
@@ -53,24 +61,40 @@ class Verdict:
         return {"same_person": self.same, "distance": round(self.distance, 5), "threshold": self.threshold, "a": side(self.a), "b": side(self.b)}
 
 
-def choose_face(path: str | Path, aligner: Aligner, number: int | None = None, aligned: bool = False) -> ChosenFace:
-    """Detect the faces of one photo and pick one: `number` (left to right), else the most central large face."""
-    image = load_image(path)  # ImageError names the file
+def choose_face(
+    path: str | Path, aligner: Aligner, number: int | None = None, aligned: bool = False, image: np.ndarray | None = None
+) -> ChosenFace:
+    """Detect the faces of one photo and pick one: `number` (left to right), else the most central large face.
+
+    image: the photo already decoded (else it is read from path).
+    """
+    image = load_image(path) if image is None else image  # ImageError names the file
     size = aligner.settings.size
     if aligned:
-        return ChosenFace(str(path), 0, 0, None, np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR)))
-    faces = aligner.detector.detect([image])[0]
+        return ChosenFace(str(path), 0, 0, None, aligned_crop(path, image, size))
+    faces = aligner.detector.detect([image])[0]  # left to right
     if not faces:
-        raise VerifyError(f"{path}: no face found (if it is an aligned crop already, pass --aligned)")
-    left_to_right = sorted(range(len(faces)), key=lambda i: faces[i].box[0])
+        raise VerifyError(path, "no face found (if it is an aligned crop already, pass --aligned)")
     if number is None:
-        index = pick_faces(faces, image.shape, "center")[0]
-        number = left_to_right.index(index)
+        number = pick_faces(faces, image.shape, "center")[0]
     elif not 0 <= number < len(faces):
-        raise VerifyError(f"{path}: has {len(faces)} face(s), numbered 0 to {len(faces) - 1} from the left; no face {number}")
-    face = faces[left_to_right[number]]
+        raise VerifyError(path, f"has {len(faces)} face(s), numbered 0 to {len(faces) - 1} from the left; no face {number}")
     s = aligner.settings
-    return ChosenFace(str(path), len(faces), number, face, align_face(image, face, s.mode, s.size, s.margin))
+    return ChosenFace(str(path), len(faces), number, faces[number], align_face(image, faces[number], s.mode, s.size, s.margin))
+
+
+def aligned_crop(path: str | Path, image: np.ndarray, size: int) -> np.ndarray:
+    """An image given as an aligned face crop, at the model's size; a whole photo is refused.
+
+    A crop is square, or nearly (aligners differ), and near the model's input size: a photo
+    passed as one would be squashed, and two squashed photos can look alike to the model.
+    """
+    height, width = image.shape[:2]
+    if abs(height - width) > 0.1 * max(height, width) or max(height, width) > 2 * size:
+        raise VerifyError(
+            path, f"{width} x {height} pixels is not an aligned face crop (about {size} x {size}); drop --aligned to detect the face in it"
+        )
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def verify(

@@ -8,7 +8,7 @@ from conftest import SHARED_DATA
 
 import fnet
 from fnet.alignment import TEMPLATE_160, crop_face, crop_region, pick_faces, similarity_transform, warp_face
-from fnet.core.detector import Face
+from fnet.face import Face
 
 
 def face(box, landmarks=None) -> Face:

@@ -57,3 +57,62 @@ def test_bad_checkpoint_path_exits_2_naming_it(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     result = runner.invoke(app, ["demo", "--model", str(bad)])
     assert result.exit_code == 2 and "model.safetensors" in result.output
+
+
+def _model_must_not_load(monkeypatch):
+    import fnet.loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(fnet.loading, "load_model", refuse)
+
+
+def test_bad_inputs_are_refused_before_the_model_loads(monkeypatch, tmp_path):
+    from conftest import DEEPFACE
+
+    _model_must_not_load(monkeypatch)
+    photo = str(DEEPFACE / "img1.jpg")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    cases = [
+        (["verify", str(tmp_path / "missing.jpg"), photo], "missing.jpg: no such file"),
+        (["verify", photo, str(tmp_path / "notes.txt")], "notes.txt: not an image"),
+        (["verify", photo, photo, "--threshold", "7"], "--threshold 7"),
+        (["align", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")], "nowhere: not a folder"),
+        (["embed", str(tmp_path), "-o", str(tmp_path / "f.h5"), "--shard", "5/2"], "--shard 5/2"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_json_errors_are_json_on_stdout_with_the_exit_code(tmp_path):
+    from conftest import DEEPFACE
+
+    missing = tmp_path / "missing.jpg"
+    result = runner.invoke(app, ["verify", str(missing), str(DEEPFACE / "img1.jpg"), "--json"])
+    assert result.exit_code == 2
+    answer = json.loads(result.stdout)
+    assert answer == {"error": f"{missing}: no such file", "path": str(missing), "reason": "no such file", "exit_code": 2}
+    for args in (["index", str(tmp_path / "none.h5"), "-o", str(tmp_path / "x.faiss")], ["models", "no-such-model"]):
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 2 and "error" in json.loads(result.stdout), args
+
+
+def test_usage_errors_under_json_are_json_too(tmp_path):
+    command = [sys.executable, "-m", "fnet", "align", str(tmp_path), "-o", str(tmp_path / "out"), "--batch-size", "many", "--json"]
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--batch-size" in json.loads(result.stdout)["error"]
+
+
+def test_json_never_holds_nan():
+    import contextlib
+    import io
+
+    from fnet.ui import print_json
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_json({"distance": float("nan"), "rows": [float("inf"), 1.5]})
+    assert json.loads(out.getvalue()) == {"distance": None, "rows": [None, 1.5]}

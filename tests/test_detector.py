@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
+from PIL import Image
 
 import fnet
-from fnet.core.detector import crop_and_resize, pyramid_scales, suppress
+from fnet.alignment import crop_face
+from fnet.core.detector import DetectorSettings, FaceDetector, crop_and_resize, pyramid_scales, suppress
 from fnet.core.resize import area_resize
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["images"]
@@ -25,7 +27,13 @@ def iou(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def detections(detector):
+def full_resolution():
+    """The reference's pipeline exactly: every photo detected at its own size."""
+    return FaceDetector(device="cpu", settings=DetectorSettings(max_side=None))
+
+
+@pytest.fixture(scope="module")
+def detections(full_resolution):
     """fnet's detections for every reference photo, detected in batches of mixed sizes."""
     paths = list(REFERENCE)
     if not (SHARED_DATA / paths[0]).is_file():
@@ -33,7 +41,7 @@ def detections(detector):
     found = {}
     for start in range(0, len(paths), 8):
         chunk = paths[start : start + 8]
-        found.update(zip(chunk, detector.detect([fnet.load_image(SHARED_DATA / p) for p in chunk])))
+        found.update(zip(chunk, full_resolution.detect([fnet.load_image(SHARED_DATA / p) for p in chunk])))
     return found
 
 
@@ -62,12 +70,41 @@ def test_boxes_and_landmarks_match_the_reference(detections):
     assert np.median(landmark_errors) < 0.05
 
 
-def test_batching_does_not_change_results(detector, detections):
+def test_batching_does_not_change_results(full_resolution, detections):
     photo = "lfw/lfw-deepfunneled/Colin_Powell/Colin_Powell_0001.jpg"
-    alone = detector.detect([fnet.load_image(SHARED_DATA / photo)])[0]
+    alone = full_resolution.detect([fnet.load_image(SHARED_DATA / photo)])[0]
     assert len(alone) == len(detections[photo])
     # the same faces; only float rounding of batched convolutions differs
     np.testing.assert_allclose([f.box for f in alone], [f.box for f in detections[photo]], atol=1e-2)
+
+
+def test_large_photos_detected_downscaled_find_the_same_faces(detector, detections, model):
+    """Photos over the detection size (1600 px) are detected on a shrunk copy.
+
+    MTCNN is not scale-equivariant: its boxes move by a few pixels with the photo's size
+    (median IoU 0.95 to full resolution). What matters is that the same faces are found and
+    that their crops embed alike: distances stay far below the 1.24 threshold.
+    """
+    large = [p for p in REFERENCE if p.startswith("deepface-unit") and max(Image.open(SHARED_DATA / p).size) > 1600]
+    assert len(large) == 18  # 1.6 to 14 MP
+    overlaps, distances, extra = [], [], 0
+    for path in large:
+        image = fnet.load_image(SHARED_DATA / path)
+        capped, full = detector.detect([image])[0], detections[path]
+        extra += len(capped) - len(full)
+        for face in full:
+            match = max(capped, key=lambda f: iou(f.box, face.box))
+            overlaps.append(iou(match.box, face.box))
+            embeddings = model.embed(np.stack([crop_face(image, match.box), crop_face(image, face.box)]))
+            distances.append(float(((embeddings[0] - embeddings[1]) ** 2).sum()))
+    assert min(overlaps) >= 0.7 and np.median(overlaps) >= 0.93
+    assert max(distances) < 0.25 and np.median(distances) < 0.05
+    assert 0 <= extra <= 2  # borderline detections (scores 0.90) that only the smaller copy passes
+
+
+def test_faces_are_numbered_left_to_right(detector):
+    faces = detector.detect([fnet.load_image(SHARED_DATA / "deepface-unit/selfie-many-people.jpg")])[0]
+    assert len(faces) == 4 and [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)
 
 
 def test_no_face_and_tiny_images(detector):

@@ -137,3 +137,35 @@ def test_missing_file_and_directory(tmp_path):
         load_image(tmp_path / "absent.jpg")
     with pytest.raises(ImageError, match="directory"):
         load_image(tmp_path)
+
+
+def test_decode_ahead_holds_a_bounded_window_for_a_slow_consumer(tmp_path, photo):
+    """However many photos and however slow the detector, at most `ahead` are decoded before they are taken."""
+    import threading
+    import time
+
+    from fnet.io.images import load_ahead
+
+    photo.save(tmp_path / "face.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    started, lock = [], threading.Lock()
+
+    def path_of(number: int):
+        with lock:
+            started.append(number)
+        return tmp_path / ("broken.jpg" if number == 7 else "face.png")
+
+    taken = []
+    for number, image in load_ahead(range(200), workers=3, path_of=path_of, ahead=5):
+        time.sleep(0.002)  # the consumer is slower than decoding
+        with lock:
+            assert len(started) <= len(taken) + 1 + 5  # this item, plus the window
+        taken.append(number)
+        assert isinstance(image, ImageError) == (number == 7)
+    assert taken == list(range(200))  # in order, none lost
+
+    stream = load_ahead(range(10_000), workers=2, path_of=path_of, ahead=4)
+    started.clear()
+    next(stream), next(stream)
+    stream.close()  # a consumer that stops early does not make the rest decode
+    assert len(started) <= 2 + 4 + 2  # taken + window + at most one in flight per worker

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
@@ -21,32 +22,7 @@ from fnet.core.device import configure_cpu_threads, resolve_device
 from fnet.core.models.mtcnn import ONet, PNet, RNet
 from fnet.core.pretrained import mtcnn_weights
 from fnet.core.resize import AreaPyramid
-
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-
-@dataclasses.dataclass(frozen=True)
-class Face:
-    """One detection: box (x1, y1, x2, y2) in image pixels, confidence, and 5 landmarks (x, y)."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, mouth left, mouth right
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
-
-    def to_dict(self) -> dict:
-        return {
-            "box": [round(v, 2) for v in self.box],
-            "score": round(self.score, 5),
-            "landmarks": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(LANDMARK_NAMES, self.landmarks)},
-        }
+from fnet.face import DETECT_SIZE, Face
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +35,29 @@ class DetectorSettings:
     nms_rnet: float = 0.7
     nms_onet: float = 0.7  # with the 'min' overlap
     max_candidates: int = 4096  # R-Net / O-Net sub-batch size: bounds memory on crowded photos
+    # Photos longer than this are detected on a downscaled copy (boxes mapped back); faces
+    # under min_face_size / scale are then missed. None: full resolution, as the reference.
+    max_side: int | None = DETECT_SIZE
+
+    def __post_init__(self):
+        if self.min_face_size < 1:
+            raise ValueError(f"the smallest face must be at least 1 pixel, not {self.min_face_size}")
+        if self.max_side is not None and self.max_side < 48:
+            raise ValueError(f"the detection size must be at least 48 pixels (or none), not {self.max_side}")
+
+
+def downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float, float]:
+    """(image, x scale, y scale): the photo shrunk (box filter) so its longer side is at most max_side.
+
+    The scales map pixel centres back: x_full = (x + 0.5) * sx - 0.5.
+    """
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, 1.0, 1.0
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
+    return small, width / size[0], height / size[1]
 
 
 def pyramid_scales(width: int, height: int, min_face_size: int, scale_factor: float, cell: int = 12) -> list[float]:
@@ -140,11 +139,18 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torc
     return patches * inside[:, None]
 
 
+def _full_size(face: Face, sx: float, sy: float, shape: tuple[int, ...]) -> Face:
+    """A face found on a downscaled copy, in the full photo's pixels."""
+    scale, shift = np.array([sx, sy]), 0.5 * (np.array([sx, sy]) - 1)
+    corners = np.clip(np.array(face.box).reshape(2, 2) * scale + shift, 0, [shape[1] - 1, shape[0] - 1])
+    return Face(tuple(float(v) for v in corners.ravel()), face.score, face.landmarks * scale + shift)
+
+
 class FaceDetector:
     """MTCNN face detection for batches of RGB uint8 images of any sizes.
 
     >>> detector = FaceDetector()
-    >>> faces = detector.detect([photo])[0]     # list of Face, best first
+    >>> faces = detector.detect([photo])[0]     # list of Face, left to right
     """
 
     def __init__(self, device: str | torch.device = "auto", settings: DetectorSettings = DetectorSettings()):
@@ -162,17 +168,22 @@ class FaceDetector:
 
     @torch.inference_mode()
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """One list of faces per image (best first); an image without faces gives []."""
+        """One list of faces per image, left to right; an image without faces gives []."""
         if not len(images):
             return []
-        tensors = [self._normalized(image) for image in images]
+        scaled = [downscaled(image, self.settings.max_side) for image in images]
+        tensors = [self._normalized(image) for image, _, _ in scaled]
         boxes, scores, ids = self._propose(tensors)
         boxes, scores, ids, _ = self._refine(tensors, boxes, ids, stage=self.rnet, size=24, threshold=self.settings.thresholds[1])
         keep = suppress(boxes, scores, ids, self.settings.nms_rnet)
         boxes, ids = to_square(boxes[keep]), ids[keep]
         boxes, scores, ids, landmarks = self._refine(tensors, boxes, ids, stage=self.onet, size=48, threshold=self.settings.thresholds[2])
         keep = suppress(boxes, scores, ids, self.settings.nms_onet, method="min")
-        return self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
+        faces = self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
+        return [
+            found if sx == sy == 1.0 else [_full_size(face, sx, sy, image.shape) for face in found]
+            for found, (_, sx, sy), image in zip(faces, scaled, images)
+        ]
 
     def _normalized(self, image: np.ndarray) -> torch.Tensor:
         """H x W x 3 uint8 -> (3, H, W) float in [-1, 1], a view of HWC memory (what the pyramid reads)."""
@@ -245,4 +256,6 @@ class FaceDetector:
             x1, x2 = np.clip(box[[0, 2]], 0, width - 1)
             y1, y2 = np.clip(box[[1, 3]], 0, height - 1)
             faces[index].append(Face((float(x1), float(y1), float(x2), float(y2)), float(score), marks.reshape(2, 5).T.copy()))
+        for found in faces:  # one order in every output: face 0 is the leftmost
+            found.sort(key=lambda face: (face.box[0], face.box[1]))
         return faces

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -59,10 +61,42 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def configure_cpu_threads() -> None:
-    """Use every core for intra-op work unless the user set OMP_NUM_THREADS / torch threads."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(count, math.ceil(quota))) if quota else max(1, count)
+
+
+def _cgroup_quota() -> float | None:
+    """The CPU quota in CPUs (cgroup v2 cpu.max, or v1 cfs quota / period), or None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def configure_cpu_threads(threads: int | None = None) -> int:
+    """Size torch's intra-op pool: `threads`, else $FNET_THREADS, else the CPUs available.
+
+    An explicit OMP_NUM_THREADS is respected when neither is given. Returns the count in use.
+    On a machine busy with other work, fewer threads than cores is faster (docs/speed.md).
+    """
+    if threads is None and os.environ.get("FNET_THREADS"):
+        threads = int(os.environ["FNET_THREADS"])
+    if threads is None and "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    torch.set_num_threads(threads or available_cpus())
+    return torch.get_num_threads()
 
 
 def prefers_channels_last(device: torch.device) -> bool:

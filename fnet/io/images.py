@@ -7,10 +7,12 @@ decompression bombs (pixel count checked from the header, before decoding).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -110,9 +112,16 @@ T = TypeVar("T")
 
 
 def load_ahead(
-    items: Iterable[T], workers: int = 2, path_of: Callable[[T], str | os.PathLike] = lambda item: item
+    items: Iterable[T],
+    workers: int = 2,
+    path_of: Callable[[T], str | os.PathLike] = lambda item: item,
+    ahead: int = 16,
 ) -> Iterator[tuple[T, np.ndarray | ImageError]]:
-    """(item, image or its ImageError) in order, decoded ahead on a thread pool (Pillow releases the GIL)."""
+    """(item, image or its ImageError) in order, decoded on a thread pool (Pillow releases the GIL).
+
+    At most `ahead` photos are decoded or decoding before the consumer takes them: memory
+    stays bounded however many items there are and however slow the consumer is.
+    """
 
     def load(item: T) -> tuple[T, np.ndarray | ImageError]:
         try:
@@ -120,8 +129,20 @@ def load_ahead(
         except ImageError as err:
             return item, err
 
+    pending: deque[Future] = deque()
+    source = iter(items)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        yield from pool.map(load, items)
+        try:
+            for item in itertools.islice(source, max(1, ahead)):
+                pending.append(pool.submit(load, item))
+            while pending:
+                done = pending.popleft().result()
+                for item in itertools.islice(source, 1):  # one in, one out
+                    pending.append(pool.submit(load, item))
+                yield done
+        finally:  # the consumer stopped early: drop what is queued, not decode it
+            for future in pending:
+                future.cancel()
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
