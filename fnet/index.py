@@ -23,6 +23,7 @@ from fnet.io.store import Store, StoreError
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
 TRAIN_POINTS_PER_CELL = 64  # k-means sample: enough for stable cells, seconds on a laptop
+PQ_MIN_ROWS = 39 * 256  # FAISS's floor for training 8-bit codebooks (256 centroids x 39 points)
 
 
 class IndexFileError(ValueError):
@@ -126,6 +127,8 @@ def maybe_gpu(index, use_gpu: bool):
 def build_index(store_path: Path, output: Path, params: IndexParams = IndexParams(), add: bool = False, use_gpu: bool = False) -> dict:
     """Build (or with add=True extend) the index of a store; returns the metadata written."""
     store_path, output = Path(store_path), Path(output)
+    if output.resolve() == store_path.resolve():
+        raise IndexFileError(f"{output}: is the store itself; the index needs another file name (e.g. faces.faiss)")
     with Store(store_path) as store:
         rows, dim = len(store), store.dim
         if add:
@@ -138,6 +141,11 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
         else:
             if rows == 0:
                 raise IndexFileError(f"{store_path}: the store is empty")
+            if params.kind == "ivfpq" and rows < PQ_MIN_ROWS:
+                raise IndexFileError(
+                    f"{store_path}: {rows:,} faces are too few to train IVF-PQ's codebooks (at least {PQ_MIN_ROWS:,}); "
+                    "at this size --kind flat is exact and fast"
+                )
             params = auto_params(params, rows, dim)
             index = maybe_gpu(make_index(params, dim), use_gpu)
             if not index.is_trained:

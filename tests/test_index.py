@@ -109,3 +109,15 @@ def test_cli_index_kinds_and_errors(tmp_path):
     assert runner.invoke(app, ["index", str(tmp_path / "s.h5"), "-o", str(tmp_path / "x"), "--kind", "lsh"]).exit_code == 2
     bad = runner.invoke(app, ["index", str(tmp_path / "nothing.h5"), "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "nothing.h5" in bad.output
+
+
+def test_an_index_over_its_own_store_and_ivfpq_on_a_few_faces_are_refused(tmp_path):
+    base, _ = clustered(300, 10)
+    make_store(tmp_path / "s.h5", base)
+    before = (tmp_path / "s.h5").read_bytes()
+    with pytest.raises(IndexFileError, match="is the store itself"):
+        build_index(tmp_path / "s.h5", tmp_path / "s.h5")
+    assert (tmp_path / "s.h5").read_bytes() == before  # nothing written over the store
+    result = CliRunner().invoke(app, ["index", str(tmp_path / "s.h5"), "-o", str(tmp_path / "s.faiss"), "--kind", "ivfpq"])
+    assert result.exit_code == 2 and "300 faces are too few" in result.output and "--kind flat" in result.output
+    assert "WARNING" not in result.output  # FAISS's own training warning never shows

@@ -242,7 +242,9 @@ def test_cli_train_writes_a_usable_model_and_curves(face_tree, tmp_path):
     model = fnet.load_model(out / "model.safetensors", device="cpu")
     assert model.info.architecture == "small" and model.info.embedding_dim == 128 and model.info.training["steps"] == 3
     last_val = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"val"' in line][-1]
-    assert model.info.threshold == last_val["threshold"]  # calibrated on the held-out pairs
+    # a held-out set of a few faces cannot calibrate a threshold: the initial one is kept, and the CLI says why
+    assert model.info.threshold == 1.0 and "threshold_kept" in last_val
+    assert "kept: only" in " ".join(result.output.split())
     emb = model.embed(np.zeros((2, 96, 96, 3), np.uint8))
     assert emb.shape == (2, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     records = [line for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -263,3 +265,36 @@ def test_an_unreadable_training_face_is_named_and_replaced(face_tree, tmp_path):
     with pytest.warns(UserWarning, match=r"broken\.png.*another face of 'George_W_Bush'"):
         x, label = data[(bad, 0)]
     assert x.shape == (3, 96, 96) and x.std() > 10 and label == data.label_ids[bad]  # a real face, same person
+
+
+def test_resuming_with_other_settings_is_refused_naming_them(face_tree, tmp_path):
+    from fnet.training.loop import Trainer
+
+    Trainer(config(face_tree, tmp_path / "run")).run()
+    with pytest.raises(ValueError, match=r"--lr 0.001 there, 0.01 now.*--embedding-dim 128 there, 64 now|--embedding-dim 128 there, 64 now.*--lr"):
+        Trainer(config(face_tree, tmp_path / "run", lr=1e-2, embedding_dim=64))
+    assert Trainer(config(face_tree, tmp_path / "run", steps=6)).start == 4  # more steps: resumes
+
+
+def test_validation_pairs_are_balanced_and_small_held_out_sets_keep_the_threshold(face_tree, tmp_path):
+    from fnet.training.loop import Trainer, calibrated_threshold, validation_pairs
+
+    labels = ["a"] * 3 + ["b"] * 2 + ["c"] * 40  # few same-person pairs for a and b, many for c
+    a, b, same = validation_pairs(labels, 3000)
+    assert same.sum() == (~same).sum() > 0
+    assert np.all((np.asarray(labels)[a] == np.asarray(labels)[b]) == same)
+
+    distances = np.r_[np.full(60, 1.0), np.full(60, 0.2)]
+    same = np.r_[np.ones(60, bool), np.zeros(60, bool)]  # a model that puts strangers nearer than friends
+    assert "accepts no held-out pair" in calibrated_threshold(distances, same, 0.5)
+    assert "only 10 same-person" in calibrated_threshold(distances[50:70], same[50:70], 1.5)
+    assert calibrated_threshold(distances, same, 1.0) is None
+
+    records = []
+    trainer = Trainer(config(face_tree, tmp_path / "tiny", validate_every=2), on_record=records.append)
+    path = trainer.run()
+    kept = [r for r in records if r.get("kind") == "val"]
+    assert kept and all("threshold_kept" in r for r in kept)  # a 2-person held-out set calibrates nothing
+    from fnet.core.checkpoint import read_info
+
+    assert read_info(path).threshold == 1.0  # the initial threshold, not a held-out guess

@@ -35,6 +35,7 @@ class DetectorSettings:
     nms_rnet: float = 0.7
     nms_onet: float = 0.7  # with the 'min' overlap
     max_candidates: int = 4096  # R-Net / O-Net sub-batch size: bounds memory on crowded photos
+    pnet_pixels: int = 2_000_000  # photos per P-Net pass: as many as fit in this many pixels (at least one)
     # Photos longer than this are detected on a downscaled copy (boxes mapped back); faces
     # under min_face_size / scale are then missed. None: full resolution, as the reference.
     max_side: int | None = DETECT_SIZE
@@ -195,11 +196,15 @@ class FaceDetector:
     def _propose(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """P-Net over every pyramid level; images of one size are stacked into one batch."""
         s = self.settings
-        groups: dict[tuple[int, int], list[int]] = {}
+        passes: dict[tuple[int, int], list[list[int]]] = {}  # same-size photos, split to fit pnet_pixels
         for index, tensor in enumerate(tensors):
-            groups.setdefault(tuple(tensor.shape[1:]), []).append(index)
+            height, width = tensor.shape[1:]
+            chunks = passes.setdefault((height, width), [[]])
+            if chunks[-1] and (len(chunks[-1]) + 1) * height * width > s.pnet_pixels:
+                chunks.append([])  # large photos go alone: their memory grows with the batch, their speed does not
+            chunks[-1].append(index)
         all_boxes, all_scores, all_ids = [], [], []
-        for (height, width), members in groups.items():
+        for (height, width), members in ((size, chunk) for size, chunks in passes.items() for chunk in chunks):
             pyramid = AreaPyramid(torch.stack([tensors[i].permute(1, 2, 0) for i in members]))
             member_ids = torch.tensor(members, device=self.device)
             level_boxes, level_scores, level_ids = [], [], []

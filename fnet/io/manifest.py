@@ -16,7 +16,7 @@ from typing import Any, Self
 class Manifest:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # as on disk when opened; appended lines are not kept (memory stays flat)
         if self.path.exists():
             self._load_and_repair()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +38,6 @@ class Manifest:
     def append(self, *records: dict[str, Any]) -> None:
         for record in records:
             self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.records.append(record)
         self._handle.flush()
         os.fsync(self._handle.fileno())
 

@@ -168,24 +168,41 @@ def _lr_factor(c: TrainConfig, step: int) -> float:
 
 
 def validation_pairs(labels: list[str], count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows a, rows b, same) of held-out faces: up to `count` same-person and `count` different pairs."""
+    """(rows a, rows b, same) of held-out faces: as many same-person as different pairs, at most `count` each.
+
+    Balanced, so that accuracy is not won by answering "different" to everything.
+    """
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     same_a, same_b = np.nonzero((labels[:, None] == labels[None, :]) & np.triu(np.ones((len(labels),) * 2, bool), 1))
-    pick = rng.permutation(len(same_a))[:count]
     a = rng.integers(0, len(labels), 4 * count)
     b = rng.integers(0, len(labels), 4 * count)
-    differ = np.flatnonzero(labels[a] != labels[b])[:count]
+    differ = np.flatnonzero(labels[a] != labels[b])
+    n = min(count, len(same_a), len(differ))
+    pick, differ = rng.permutation(len(same_a))[:n], differ[:n]
     rows_a = np.concatenate([same_a[pick], a[differ]])
     rows_b = np.concatenate([same_b[pick], b[differ]])
-    return rows_a, rows_b, np.r_[np.ones(len(pick), bool), np.zeros(len(differ), bool)]
+    return rows_a, rows_b, np.r_[np.ones(n, bool), np.zeros(n, bool)]
+
+
+MIN_CALIBRATION_PAIRS = 50  # same-person held-out pairs needed before a threshold is taken from them
+RESUMABLE_CHANGES = ("steps", "validate_every", "checkpoint_every", "workers", "device", "precision", "data")
 
 
 def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
     folds = np.arange(len(same)) % 10
     val, _ = val_at_far(distances, same, 1e-3)
     return {"accuracy": kfold_accuracy(distances, same, folds).mean, "val_at_far_1e-3": val,
-            "threshold": best_threshold(distances, same)}
+            "threshold": best_threshold(distances, same), "pairs": int(len(same))}
+
+
+def calibrated_threshold(distances: np.ndarray, same: np.ndarray, threshold: float) -> str | None:
+    """Why `threshold` must not become the model's (too few pairs, or it accepts no held-out pair), or None."""
+    if same.sum() < MIN_CALIBRATION_PAIRS:
+        return f"only {int(same.sum())} same-person held-out pairs (need {MIN_CALIBRATION_PAIRS}): hold out more people (--held-out)"
+    if not (distances[same] <= threshold).any():
+        return f"{threshold:.3f} accepts no held-out pair of the same person"
+    return None
 
 
 class _GatherWithGradient(torch.autograd.Function):
@@ -259,7 +276,15 @@ class Trainer:
             return 0
         from fnet.core.checkpoint import load_checkpoint
 
-        state, _ = load_checkpoint(found[-1])
+        state, info = load_checkpoint(found[-1])
+        before, now = info.training, dataclasses.asdict(self.c)
+        changed = [k for k in now if k not in RESUMABLE_CHANGES and k in before and before[k] != now[k]]
+        if changed:
+            raise ValueError(
+                f"{self.out} holds a run with other settings ("
+                + ", ".join(f"--{k.replace('_', '-')} {before[k]} there, {now[k]} now" for k in changed)
+                + "): pass the same settings to resume it, or another --output for a new run"
+            )
         self.module.load_state_dict(state)
         step = load_optimizer(found[-1].with_suffix(".optim.safetensors"), self.optimizer)
         metrics = self.out / "metrics.jsonl"
@@ -362,8 +387,13 @@ class Trainer:
         embedder = Embedder(self.module, self.info, device=self.device)
         emb = embedder.embed(crops)
         a, b, same = validation_pairs(labels, self.c.val_pairs, self.c.seed)
-        result = {"step": step, "kind": "val", **_scores(((emb[a] - emb[b]) ** 2).sum(1), same)}
-        self.info = self.info.replace(threshold=result["threshold"])  # the saved model's verification threshold
+        distances = ((emb[a] - emb[b]) ** 2).sum(1)
+        result = {"step": step, "kind": "val", **_scores(distances, same)}
+        problem = calibrated_threshold(distances, same, result["threshold"])
+        if problem is None:
+            self.info = self.info.replace(threshold=result["threshold"])  # the saved model's verification threshold
+        else:
+            result["threshold_kept"] = f"threshold {self.info.threshold:.3f} kept: {problem}"
         if self.old is not None:
             old = self.old.embed(crops)
             cross = _scores(((emb[a] - old[b]) ** 2).sum(1), same)

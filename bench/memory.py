@@ -1,0 +1,68 @@
+"""Peak memory of whole commands over photo libraries of growing size: it must stay flat.
+
+`fnet align` and `fnet embed --align` run as child processes (start-up, decoding, detection,
+writing included) on library trees of N photos (bench/photo_sets.py: 85% LFW 250 px, 12%
+0.3-14 MP, 3% 12 MP phone photos stored sideways with an EXIF tag). The peak resident set
+of each child comes from the kernel (wait4's ru_maxrss). Goal: flat within 10% from the
+smallest to the largest tree, and under 2 GiB.
+
+    python bench/memory.py [--sizes 1000,5000,20000] [--commands align,embed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from photo_sets import describe, library_tree  # noqa: E402
+
+FNET = [sys.executable, "-m", "fnet"]
+
+
+def run_measured(command: list[str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in GiB, exit code) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 2**20, process.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--commands", default="align,embed")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    commands = {
+        "align": lambda tree, out: [*FNET, "align", str(tree), "-o", str(out / "aligned"), "--device", args.device],
+        "embed": lambda tree, out: [*FNET, "embed", str(tree), "-o", str(out / "faces.h5"), "--align", "--device", args.device],
+    }
+    print("| command | photos | seconds | photos/s | peak RSS | exit |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    peaks: dict[str, list[float]] = {}
+    for size in (int(v) for v in args.sizes.split(",")):
+        tree = library_tree(size)
+        print(f"<!-- {tree}: {describe(tree)} -->", flush=True)
+        for name in args.commands.split(","):
+            out = Path(tempfile.mkdtemp(prefix="fnet-memory-"))
+            try:
+                seconds, peak, code = run_measured(commands[name](tree, out))
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            peaks.setdefault(name, []).append(peak)
+            label = f"fnet {name}" + (" --align" if name == "embed" else "")
+            print(f"| `{label}` | {size:,} | {seconds:.0f} | {size / seconds:.1f} | {peak:.2f} GiB | {code} |", flush=True)
+    for name, values in peaks.items():
+        print(f"{name}: peak RSS from {values[0]:.2f} to {values[-1]:.2f} GiB ({values[-1] / values[0] - 1:+.1%}); largest {max(values):.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
