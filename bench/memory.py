@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from photo_sets import describe, library_tree  # noqa: E402
+from photo_sets import describe, library_tree
 
 FNET = [sys.executable, "-m", "fnet"]
 

@@ -193,7 +193,7 @@ def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
     folds = np.arange(len(same)) % 10
     val, _ = val_at_far(distances, same, 1e-3)
     return {"accuracy": kfold_accuracy(distances, same, folds).mean, "val_at_far_1e-3": val,
-            "threshold": best_threshold(distances, same), "pairs": int(len(same))}
+            "threshold": best_threshold(distances, same), "pairs": len(same)}
 
 
 def calibrated_threshold(distances: np.ndarray, same: np.ndarray, threshold: float) -> str | None:
