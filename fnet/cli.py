@@ -61,14 +61,14 @@ def _root(
         os.environ["FNET_THREADS"] = str(threads)
 
 
-def _load(model: str, device: str = "auto", precision: str = "auto"):
-    """Load a model or exit with a one-line error (exit code 2)."""
+def _load(model: str, device: str = "auto", precision: str = "auto", info_only: bool = False):
+    """Load a model (or with info_only, just its metadata) or exit with a one-line error (exit code 2)."""
     from fnet.core.checkpoint import CheckpointError
     from fnet.core.pretrained import PretrainedError
-    from fnet.loading import load_model
+    from fnet.loading import load_model, model_info
 
     try:
-        return load_model(model, device=device, precision=precision)
+        return model_info(model) if info_only else load_model(model, device=device, precision=precision)
     except (CheckpointError, PretrainedError, ValueError) as err:
         fail(str(err))
 
@@ -88,14 +88,10 @@ def models(
     from rich.table import Table
     from rich.text import Text
 
-    from fnet.core.checkpoint import CheckpointError, read_info
-    from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, PretrainedError, cache_dir, cached_path, canonical_name
+    from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, cache_dir, cached_path
 
     if show is not None:
-        try:
-            info = REGISTRY[canonical_name(show)].info if not Path(show).is_file() else read_info(show)
-        except (CheckpointError, PretrainedError) as err:
-            fail(err)
+        info = _load(show, info_only=True)
         if json_output:
             print_json(info.to_dict())
         else:
@@ -290,6 +286,8 @@ def verify(
 
     Example: fnet verify passport.jpg selfie.jpg --json
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from fnet.io.images import ImageError, load_image
     from fnet.verify import VerifyError, choose_face
     from fnet.verify import verify as run_verify
@@ -300,14 +298,17 @@ def verify(
         images = [load_image(path) for path in (a, b)]
     except ImageError as err:
         fail(err)
-    embedder = _load(model, device)
-    aligner = _aligner(device, 20, mode, margin, embedder.info.input_size, "all")
-    try:
-        chosen = [
-            choose_face(path, aligner, number, aligned, image) for path, number, image in ((a, face_a, images[0]), (b, face_b, images[1]))
-        ]
-    except VerifyError as err:
-        fail(err)
+    info = _load(model, info_only=True)
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(_load, model, device)  # the weights load while the faces are found (cold start)
+        aligner = _aligner(device, 20, mode, margin, info.input_size, "all")
+        try:
+            chosen = [
+                choose_face(path, aligner, number, aligned, image) for path, number, image in ((a, face_a, images[0]), (b, face_b, images[1]))
+            ]
+        except VerifyError as err:
+            fail(err)
+        embedder = loading.result()
     verdict = run_verify(*chosen, embedder, threshold, flip)
     if json_output:
         print_json(verdict.to_dict())

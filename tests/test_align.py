@@ -103,6 +103,7 @@ def test_interrupted_run_resumes_to_the_same_result(photo_tree, tmp_path, detect
         assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(resumed / png.relative_to(straight))))
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path, detector):
     """A real kill -9 from outside, mid-run: nothing written is lost or half-written."""
     photos = tmp_path / "photos" / "George_W_Bush"

@@ -123,6 +123,7 @@ def test_dense_methods_refuse_huge_inputs(monkeypatch):
         cluster(x, ClusterSettings(method="spectral"))
 
 
+@pytest.mark.slow
 def test_real_faces_group_by_person(deepface_embeddings, deepface_identities):
     """deepface-unit's 61 labelled single-person photos (13 people, 2 to 8 photos each) at the model's threshold."""
     files, embeddings = deepface_embeddings

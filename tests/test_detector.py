@@ -45,6 +45,7 @@ def detections(full_resolution):
     return found
 
 
+@pytest.mark.slow
 def test_same_number_of_faces_as_the_reference(detections):
     assert len(detections) == 76  # 64 deepface-unit photos (2 group photos) + 12 LFW
     mismatched = {p: (len(detections[p]), len(ref)) for p, ref in REFERENCE.items() if len(detections[p]) != len(ref)}
@@ -52,6 +53,7 @@ def test_same_number_of_faces_as_the_reference(detections):
     assert len(detections["deepface-unit/couple.jpg"]) == 2 and len(detections["deepface-unit/selfie-many-people.jpg"]) == 4
 
 
+@pytest.mark.slow
 def test_boxes_and_landmarks_match_the_reference(detections):
     ious, landmark_errors = [], []
     for path, reference in REFERENCE.items():
@@ -78,6 +80,7 @@ def test_batching_does_not_change_results(full_resolution, detections):
     np.testing.assert_allclose([f.box for f in alone], [f.box for f in detections[photo]], atol=1e-2)
 
 
+@pytest.mark.slow
 def test_large_photos_detected_downscaled_find_the_same_faces(detector, detections, model):
     """Photos over the detection size (1600 px) are detected on a shrunk copy.
 

@@ -36,6 +36,7 @@ def test_same_person_nearer_than_different_people(model, people_crops):
     assert np.mean((d <= threshold) == same) >= 0.95
 
 
+@pytest.mark.slow
 def test_model_threshold_decides_real_lfw_pairs(model):
     """The calibrated threshold on 200 official LFW pairs (fold 1), centre crops."""
     pairs_file = SHARED_DATA / "lfw" / "pairs.txt"

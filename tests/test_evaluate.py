@@ -29,6 +29,7 @@ def lfw_slice(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_lfw_slice(lfw_slice, tmp_path):
     out = tmp_path / "eval"
     args = ["evaluate", str(LFW), "--pairs", str(lfw_slice), "-o", str(out), "--device", "cpu", "--json"]

@@ -205,6 +205,7 @@ def _ddp_worker(rank: int, face_tree, out, port: int):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_agree_with_one(face_tree, tmp_path):
     import socket
 

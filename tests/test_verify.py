@@ -21,6 +21,7 @@ def labelled_pairs() -> list[tuple[str, str, bool]]:
         return [(r["file_x"], r["file_y"], r["Decision"].strip() == "Yes") for r in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_verify_is_right_on_every_labelled_pair(model, aligner):
     """deepface-unit's 299 labelled pairs (38 same person, 261 different), full pipeline."""
     pairs = labelled_pairs()

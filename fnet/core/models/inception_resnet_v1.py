@@ -171,12 +171,9 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if isinstance(module, ConvBN) and isinstance(module.bn, nn.BatchNorm2d):
             conv, bn = module.conv, module.bn
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(
-                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True
-            ).to(conv.weight.device, conv.weight.dtype)
-            with torch.no_grad():
-                fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-                fused.bias.copy_(bn.bias - bn.running_mean * scale)
-            module.conv, module.bn = fused, nn.Identity()
+            with torch.no_grad():  # the convolution itself takes the batch norm: no new module to initialise
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
+            module.bn = nn.Identity()
     return model
