@@ -71,6 +71,20 @@ def crop_face(image: np.ndarray, box: Sequence[float], size: int = 160, margin: 
     return np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
 
 
+def centre_box(shape: tuple[int, ...], fraction: float) -> tuple[float, float, float, float]:
+    """A centred square of `fraction` of the shorter side, as a box in the photo's pixels."""
+    height, width = shape[:2]
+    side = max(1, int(min(height, width) * fraction))
+    top, left = (height - side) // 2, (width - side) // 2
+    return (float(left), float(top), float(left + side), float(top + side))
+
+
+def centre_crop(image: np.ndarray, fraction: float, size: int) -> np.ndarray:
+    """The centre_box, resized to size x size: the face of a photo in which none was detected."""
+    left, top, right, bottom = (int(v) for v in centre_box(image.shape, fraction))
+    return np.asarray(Image.fromarray(image[top:bottom, left:right]).resize((size, size), Image.BILINEAR))
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2 x 3 rotation + uniform scale + translation mapping source points onto target (least squares, Umeyama)."""
     src_mean, dst_mean = source.mean(0), target.mean(0)

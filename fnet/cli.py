@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from fnet import __version__
 from fnet.face import DETECT_SIZE
+from fnet.io.lock import LockedError, exclusive
 from fnet.ui import console, error, fail, json_mode, note, print_json, starter, warn
 
 app = typer.Typer(
@@ -86,7 +89,6 @@ def models(
     cache: $FNET_CACHE, else $XDG_CACHE_HOME/fnet, else ~/.cache/fnet. No download ever happens.
     """
     from rich.table import Table
-    from rich.text import Text
 
     from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, cache_dir, cached_path
 
@@ -144,7 +146,7 @@ def demo(
     if json_output:
         print_json({"model": embedder.info.name, "threshold": threshold, "note": WHAT_IT_SHOWS, "comparisons": [vars(r) for r in rows]})
     else:
-        table = Table(title=f"{embedder!r}: same person when squared L2 distance <= {threshold:.2f}", title_justify="left")
+        table = Table(title=Text(f"{embedder!r}: same person when squared L2 distance <= {threshold:.2f}"), title_justify="left")
         for column in ("photo A", "photo B", "distance", "verdict", ""):
             table.add_column(column)
         for r in rows:
@@ -165,6 +167,11 @@ ModeOption = Annotated[
     str, typer.Option(help="crop: detector box + margin, as the pretrained model was evaluated; similarity: 5-point warp to a template.")
 ]
 MarginOption = Annotated[float, typer.Option(min=0, help="Margin around the box, in pixels of the output crop (crop mode).")]
+FallbackOption = Annotated[str, typer.Option(help=(
+    "none: a photo without a detected face gives no crop (it is reported); whole: its centred square (all of the "
+    "shorter side) is taken as the face, for photos that are tight face crops already (e.g. Extended Yale B)."
+))]
+FALLBACKS = {"none": None, "whole": 1.0}  # --fallback -> the share of the shorter side cropped
 DetectBatchOption = Annotated[int, typer.Option("--detect-batch", min=1, help="Photos per detector pass (memory grows with it on large photos).")]
 
 
@@ -173,6 +180,12 @@ DetectSizeOption = Annotated[int, typer.Option("--detect-size", min=0, help=(
     "a 12 MP photo then costs what a 2 MP one does, but faces under --min-face times the shrink factor are missed. "
     "0: detect at full resolution."
 ))]
+
+
+def _fallback(name: str) -> float | None:
+    if name not in FALLBACKS:
+        fail(f"--fallback must be one of {', '.join(FALLBACKS)}, not {name!r}")
+    return FALLBACKS[name]
 
 
 def _aligner(device: str, min_face: int, mode: str, margin: float, size: int, pick: str, detect_size: int = DETECT_SIZE):
@@ -203,6 +216,7 @@ def align(
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per detector batch.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Threads decoding photos ahead of the detector.")] = 2,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo photos that gave no crop in an earlier run.")] = False,
+    fallback: FallbackOption = "none",
     device: DeviceOption = "auto",
     json_output: JsonOption = False,
 ) -> None:
@@ -223,6 +237,7 @@ def align(
 
     if not photos.is_dir():
         fail(f"{photos}: not a folder")
+    fallback_crop = _fallback(fallback)
     aligner = _aligner(device, min_face, mode, margin, size, "all" if all_faces else pick, detect_size)
     start = time.perf_counter()
     faces_found = 0
@@ -240,10 +255,14 @@ def align(
                 faces_found += len(records)
             bar.update(task, advance=1, description=f"aligning: {faces_found} faces")
 
-        report = align_tree(
-            photos, output, aligner, batch_size=batch_size, workers=workers,
-            on_image=on_image, on_start=starter(bar, task), retry_failed=retry_failed,
-        )
+        try:
+            report = align_tree(
+                photos, output, aligner, batch_size=batch_size, workers=workers,
+                on_image=on_image, on_start=starter(bar, task), retry_failed=retry_failed,
+                fallback_crop=fallback_crop,
+            )
+        except LockedError as err:
+            fail(err)
     seconds = time.perf_counter() - start
     summary = {**vars(report), "seconds": round(seconds, 2), "manifest": str(output / MANIFEST)}
     if json_output:
@@ -254,8 +273,9 @@ def align(
             f"{report.faces} faces from {report.images} photos in {seconds:.1f} s ({rate:.1f} photos/s); "
             f"{report.no_face} without a face, {report.errors} unreadable, {report.skipped} already done"
             + (f" ({report.failed_before} of them without a crop: --retry-failed redoes them)" if report.failed_before else "")
+            + (f"; {report.fallbacks} without a detected face cropped whole (--fallback)" if report.fallbacks else "")
             + f". Manifest: {output / MANIFEST}",
-            highlight=False,
+            highlight=False, markup=False,
         )
     if report.failed:
         raise typer.Exit(1)
@@ -314,7 +334,7 @@ def verify(
         print_json(verdict.to_dict())
     else:
         for side in chosen:
-            console.print(side.describe(), highlight=False, style="dim")
+            console.print(side.describe(), highlight=False, markup=False, style="dim")
         word, colour, relation = ("Same person", "green", "<=") if verdict.same else ("Different people", "red", ">")
         console.print(
             f"[bold {colour}]{word}[/]: distance {verdict.distance:.3f} {relation} threshold {verdict.threshold:.3f}",
@@ -355,6 +375,7 @@ def embed(
     detect_size: DetectSizeOption = DETECT_SIZE,
     workers: Annotated[int, typer.Option(min=1, help="Threads decoding images ahead of the model.")] = 2,
     retry_failed: RetryFacelessOption = False,
+    fallback: FallbackOption = "none",
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -382,25 +403,29 @@ def embed(
         shard_spec = parse_shard(shard)
     except ValueError as err:
         fail(str(err))
+    fallback_crop = _fallback(fallback)
+    if fallback_crop and not align_photos:
+        fail("--fallback applies to photos: add --align")
     embedder = _load(model, device, precision)
     aligner = _aligner(device, 20, "crop", 32, embedder.info.input_size, "center", detect_size) if align_photos else None
     start = time.perf_counter()
     try:
         report = _embed_folder(
             folder, output, embedder, aligner, shard=shard_spec, half=half, flip=flip, batch_size=batch_size, workers=workers,
-            retry_failed=retry_failed, detect_batch=detect_batch,
+            retry_failed=retry_failed, detect_batch=detect_batch, fallback_crop=fallback_crop,
         )
-    except StoreError as err:
-        fail(str(err))
+    except (StoreError, LockedError) as err:
+        fail(err)
     seconds = time.perf_counter() - start
     if json_output:
         print_json({**vars(report), "seconds": round(seconds, 2), "output": str(output)})
     else:
         console.print(
             f"Embedded {report.faces} faces in {seconds:.1f} s ({report.faces / max(seconds, 1e-9):.1f} faces/s); "
-            f"{report.skipped} already stored, {report.errors} unreadable, {report.no_face} without a face. "
-            f"{output} holds {report.total} faces.",
-            highlight=False,
+            f"{report.skipped} already stored, {report.errors} unreadable, {report.no_face} without a face"
+            + (f", {report.fallbacks} without a detected face embedded whole (--fallback)" if report.fallbacks else "")
+            + f". {output} holds {report.total} faces.",
+            highlight=False, markup=False,
         )
     if report.failed:
         raise typer.Exit(1)
@@ -416,9 +441,9 @@ def merge(
 
     try:
         rows = merge_stores(stores, output)
-    except StoreError as err:
+    except (StoreError, LockedError) as err:
         fail(str(err))
-    console.print(f"{output}: {rows} faces from {len(stores)} stores", highlight=False)
+    console.print(f"{output}: {rows} faces from {len(stores)} stores", highlight=False, markup=False)
 
 
 @app.command()
@@ -448,13 +473,13 @@ def index(
     start = time.perf_counter()
     try:
         meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
-    except (StoreError, IndexFileError) as err:
+    except (StoreError, IndexFileError, LockedError) as err:
         fail(str(err))
     meta["seconds"] = round(time.perf_counter() - start, 2)
     if json_output:
         print_json(meta)
     else:
-        console.print(f"{output}: {meta['kind']} index of {meta['rows']} faces ({meta['model']}) in {meta['seconds']} s", highlight=False)
+        console.print(f"{output}: {meta['kind']} index of {meta['rows']} faces ({meta['model']}) in {meta['seconds']} s", highlight=False, markup=False)
 
 
 @app.command()
@@ -532,14 +557,14 @@ def search(
     if json_output:
         print_json([{"query": q, **r.to_dict()} for q, r in zip(queries, results)])
     else:
-        table = Table(title=f"{index_path} ({meta['rows']} faces, {meta['kind']})", title_justify="left")
+        table = Table(title=Text(f"{index_path} ({meta['rows']} faces, {meta['kind']})"), title_justify="left")
         for column in ("query", "identity", "vote", "nearest", "distance"):
             table.add_column(column)
-        for q, r in zip(queries, results):
+        for q, r in zip(queries, results):  # names and paths are never markup
             nearest = r.matches[0] if r.matches else None
             table.add_row(
-                q, r.identity if r.known else "[yellow]unknown[/]", f"{r.score:.0%}",
-                nearest.path if nearest else "-", f"{nearest.distance:.3f}" if nearest else "-",
+                Text(q), Text(r.identity) if r.known else Text("unknown", style="yellow"), f"{r.score:.0%}",
+                Text(nearest.path) if nearest else "-", f"{nearest.distance:.3f}" if nearest else "-",
             )
         console.print(table)
     if report.failed:
@@ -599,8 +624,8 @@ def evaluate(
                 subtract_mean=subtract_mean, on_start=starter(bar, task),
                 on_item=lambda item, reason: bar.advance(task),
             )
-    except (PairsError, StoreError) as err:
-        fail(str(err))
+    except (PairsError, StoreError, LockedError) as err:
+        fail(err)
     metrics = {"model": embedder.info.name, "settings": settings, "flip": flip, **result.metrics()}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     roc_png({f"{tag} (AUC {metrics['auc']:.4f})": (result.distances, result.same)}, output / "roc.png", far)
@@ -611,12 +636,12 @@ def evaluate(
         print_json(metrics)
         return
     console.print(
-        f"[bold]{metrics['pairs']} pairs[/], {tag}{', mean subtracted' if subtract_mean else ''}\n"
+        f"[bold]{metrics['pairs']} pairs[/], {escape(tag)}{', mean subtracted' if subtract_mean else ''}\n"
         f"  accuracy        {metrics['accuracy']:.2%} +- {metrics['accuracy_standard_error']:.2%} (10-fold; std {metrics['accuracy_std']:.2%})\n"
         f"  VAL @ FAR={far:g}  {metrics['val']:.2%} +- {metrics['val_std']:.2%} (FAR {metrics['far']:.5f})\n"
         f"  ROC AUC         {metrics['auc']:.5f}   EER {metrics['eer']:.2%}   best threshold {metrics['best_threshold']:.3f}\n"
         f"  no face found   {metrics['images_without_detected_face']} images (embedded from a centre crop)\n"
-        f"  report          {output / 'report.html'}",
+        f"  report          {escape(str(output / 'report.html'))}",
         highlight=False,
     )
 
@@ -672,7 +697,7 @@ def cluster(
         store_path = output / "faces.h5"
         try:
             embedded = _embed_folder(source, store_path, embedder, aligner, retry_failed=retry_failed, detect_batch=detect_batch)
-        except StoreError as err:
+        except (StoreError, LockedError) as err:
             fail(str(err))
         failed = embedded.failed
     elif source.is_file():
@@ -681,9 +706,10 @@ def cluster(
         fail(f"{source}: no such folder or store")
     chosen = {"method": method, "threshold": threshold, "k": k, "n_clusters": clusters, "min_size": min_size}
     try:
-        report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
-        written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}")
-    except (StoreError, ClusterError, OutputError) as err:
+        with exclusive(output, folder=True):  # one writer per cluster folder: its files change together
+            report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
+            written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}")
+    except (StoreError, ClusterError, OutputError, LockedError) as err:
         fail(str(err))
     seconds = round(time.perf_counter() - start, 2)
     if json_output:
@@ -697,7 +723,7 @@ def cluster(
             f"{output}: {placed}; {report.clusters} clusters, {report.clusters - report.singletons} with more than one face, "
             f"largest {report.largest}, {report.singletons} faces seen once ({report.settings['method']}, threshold "
             f"{report.settings['threshold']:.2f}) in {seconds:.1f} s. Wrote {', '.join(written)}.",
-            highlight=False,
+            highlight=False, markup=False,
         )
     if failed:
         raise typer.Exit(1)
@@ -814,10 +840,10 @@ def train(
             if trainer.start:
                 note(f"resuming from step {trainer.start} ({output / 'checkpoints'})")
             path = trainer.run()
-        except (ValueError, CheckpointError) as err:
+        except (ValueError, CheckpointError, LockedError) as err:
             fail(err)
     if trainer.dist.main:
-        console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False)
+        console.print(f"{path}: trained {steps} steps; metrics in {output / 'metrics.jsonl'}, curves in {output / 'curves.png'}", highlight=False, markup=False)
 
 
 def main() -> None:

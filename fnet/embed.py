@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from fnet.align import MANIFEST, Aligner, batched, find_images
+from fnet.alignment import centre_crop
 from fnet.core.embedder import Embedder
 from fnet.io.atomic import remove_leftovers
-from fnet.io.images import ImageError, load_ahead
+from fnet.io.images import ImageError, load_ahead, name_problem
+from fnet.io.lock import exclusive
 from fnet.io.manifest import Manifest
 from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
 
@@ -56,16 +59,6 @@ def tree_items(root: Path) -> list[Item]:
     return items
 
 
-def centre_crop(image: np.ndarray, fraction: float, size: int) -> np.ndarray:
-    """A centred square of `fraction` of the shorter side, resized to size x size."""
-    from PIL import Image
-
-    height, width = image.shape[:2]
-    side = max(1, int(min(height, width) * fraction))
-    top, left = (height - side) // 2, (width - side) // 2
-    return np.asarray(Image.fromarray(image[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR))
-
-
 def parse_shard(spec: str) -> tuple[int, int]:
     """'2/8' -> (2, 8): this process embeds items i with i % 8 == 2."""
     try:
@@ -93,16 +86,21 @@ class EmbedReport:
 
 
 class _PartWriter:
-    """Buffers rows and writes them as numbered part files of `size` rows."""
+    """Buffers rows and writes them as numbered part files of `size` rows, or of what `seconds` gave.
 
-    def __init__(self, directory: Path, attrs: dict, size: int, first_index: int):
-        self.directory, self.attrs, self.size, self.index = directory, attrs, size, first_index
+    A kill loses at most the rows of the part being filled: at most `size` rows, and at most
+    `seconds` of work, whichever comes first (slow photos fill parts slowly).
+    """
+
+    def __init__(self, directory: Path, attrs: dict, size: int, first_index: int, seconds: float = 60.0):
+        self.directory, self.attrs, self.size, self.index, self.seconds = directory, attrs, size, first_index, seconds
         self.buffer: list[Rows] = []
         self.no_face: list[str] = []  # written with the next part
+        self.since = time.monotonic()
 
     def add(self, rows: Rows) -> None:
         self.buffer.append(rows)
-        if sum(len(b) for b in self.buffer) >= self.size:
+        if sum(len(b) for b in self.buffer) >= self.size or time.monotonic() - self.since >= self.seconds:
             self.flush()
 
     def flush(self) -> None:
@@ -112,6 +110,7 @@ class _PartWriter:
             write_store(self.directory / f"part-{self.index:05d}.h5", [rows], self.attrs, self.no_face)
             self.index += 1
             self.buffer, self.no_face = [], []
+        self.since = time.monotonic()
 
 
 def embed_tree(
@@ -125,6 +124,7 @@ def embed_tree(
     batch_size: int = 64,
     workers: int = 2,
     part_size: int = 4096,
+    part_seconds: float = 60.0,
     on_start: Callable[[int], None] | None = None,
     on_item: Callable[[Item, str | None], None] | None = None,
     items: list[Item] | None = None,
@@ -140,89 +140,98 @@ def embed_tree(
     protocols need every image); such rows have a NaN box.
     retry_failed: detect again the photos in which an earlier run found no face.
     detect_batch: photos per detector pass, with an aligner.
+    part_size, part_seconds: finished rows are saved (a kill keeps them) every part_size rows or
+    part_seconds, whichever comes first.
     """
     root, output = Path(root), Path(output)
-    attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
-    partial = output.with_name(output.name + ".partial")
-    remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
-    existing = [output] if output.exists() else []
-    parts = sorted(partial.glob("part-*.h5"))
-    done: set[str] = set()
-    faceless: set[str] = set()
-    for path in existing + parts:
-        with Store(path) as store:
-            check_same_model(path, store.attrs, attrs)
-            done.update(store.paths())
-            faceless.update(store.no_face())
-    index, count = shard
-    items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
-    todo = [item for item in items if item.rel not in done]
-    report = EmbedReport(skipped=len(items) - len(todo))
-    if not retry_failed:
-        report.no_face_before = sum(item.rel in faceless for item in todo)
-        todo = [item for item in todo if item.rel not in faceless]
-    if on_start:
-        on_start(len(todo))
+    with exclusive(output):  # one writer per store: a second run is refused, naming this one
+        attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
+        partial = output.with_name(output.name + ".partial")
+        remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
+        existing = [output] if output.exists() else []
+        parts = sorted(partial.glob("part-*.h5"))
+        done: set[str] = set()
+        faceless: set[str] = set()
+        for path in existing + parts:
+            with Store(path) as store:
+                check_same_model(path, store.attrs, attrs)
+                done.update(store.paths())
+                faceless.update(store.no_face())
+        index, count = shard
+        items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
+        todo = [item for item in items if item.rel not in done]
+        report = EmbedReport(skipped=len(items) - len(todo))
+        if not retry_failed:
+            report.no_face_before = sum(item.rel in faceless for item in todo)
+            todo = [item for item in todo if item.rel not in faceless]
+        unnamed = [item for item in todo if name_problem(item.rel)]
+        if unnamed:
+            todo = [item for item in todo if not name_problem(item.rel)]
+        if on_start:
+            on_start(len(todo) + len(unnamed))
 
-    writer = _PartWriter(partial, attrs, part_size, first_index=len(parts))
-    pending: list[tuple[Item, np.ndarray, tuple]] = []
-    found_now: set[str] = set()  # retried photos that have a face this time
-    faceless_now: set[str] = set()  # photos without a face in this run
+        writer = _PartWriter(partial, attrs, part_size, first_index=len(parts), seconds=part_seconds)
+        pending: list[tuple[Item, np.ndarray, tuple]] = []
+        found_now: set[str] = set()  # retried photos that have a face this time
+        faceless_now: set[str] = set()  # photos without a face in this run
 
-    def embed_pending() -> None:
-        emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
-        boxes = np.array([box for _, _, box in pending], np.float32)
-        writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
-        for item in dict.fromkeys(item for item, _, _ in pending):  # once per photo, however many faces
-            if item.rel in faceless:
-                found_now.add(item.rel)
+        def embed_pending() -> None:
+            emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
+            boxes = np.array([box for _, _, box in pending], np.float32)
+            writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
+            for item in dict.fromkeys(item for item, _, _ in pending):  # once per photo, however many faces
+                if item.rel in faceless:
+                    found_now.add(item.rel)
+                if on_item:
+                    on_item(item, None)
+            pending.clear()
+
+        def failed(item: Item, reason: str, counter: str) -> None:
+            setattr(report, counter, getattr(report, counter) + 1)
             if on_item:
-                on_item(item, None)
-        pending.clear()
+                on_item(item, reason)
 
-    def failed(item: Item, reason: str, counter: str) -> None:
-        setattr(report, counter, getattr(report, counter) + 1)
-        if on_item:
-            on_item(item, reason)
+        for item in unnamed:
+            failed(item, name_problem(item.rel), "errors")
 
-    photos_per_batch = detect_batch if aligner else batch_size
-    for batch in batched(load_ahead(todo, workers, lambda item: item.path, ahead=photos_per_batch), photos_per_batch):
-        readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
-        for item, image in batch:
-            if isinstance(image, ImageError):
-                failed(item, image.reason, "errors")
-        if aligner is None:
-            crops = [(item, image, item.box) for item, image in readable]
-        else:
-            aligned = aligner.align([image for _, image in readable])
-            crops = []
-            for (item, image), faces in zip(readable, aligned):
-                if faces:  # one per photo, or every face when the aligner picks "all"
-                    crops.extend((item, f.crop, f.face.box) for f in faces)
-                elif fallback_crop:
-                    crops.append((item, centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX))
-                    report.fallbacks += 1
-                else:
-                    failed(item, "no face found", "no_face")
-                    writer.no_face.append(item.rel)
-                    faceless_now.add(item.rel)
-        pending.extend(crops)
-        report.faces += len(crops)
-        if len(pending) >= batch_size:
+        photos_per_batch = detect_batch if aligner else batch_size
+        for batch in batched(load_ahead(todo, workers, lambda item: item.path, ahead=photos_per_batch), photos_per_batch):
+            readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
+            for item, image in batch:
+                if isinstance(image, ImageError):
+                    failed(item, image.reason, "errors")
+            if aligner is None:
+                crops = [(item, image, item.box) for item, image in readable]
+            else:
+                aligned = aligner.align([image for _, image in readable])
+                crops = []
+                for (item, image), faces in zip(readable, aligned):
+                    if faces:  # one per photo, or every face when the aligner picks "all"
+                        crops.extend((item, f.crop, f.face.box) for f in faces)
+                    elif fallback_crop:
+                        crops.append((item, centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX))
+                        report.fallbacks += 1
+                    else:
+                        failed(item, "no face found", "no_face")
+                        writer.no_face.append(item.rel)
+                        faceless_now.add(item.rel)
+            pending.extend(crops)
+            report.faces += len(crops)
+            if len(pending) >= batch_size:
+                embed_pending()
+        if pending:
             embed_pending()
-    if pending:
-        embed_pending()
-    writer.flush()
+        writer.flush()
 
-    parts = sorted(partial.glob("part-*.h5"))
-    if parts or not existing:
-        no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
-        report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
-        shutil.rmtree(partial, ignore_errors=True)
-    else:
-        with Store(output) as store:
-            report.total = len(store)
-    return report
+        parts = sorted(partial.glob("part-*.h5"))
+        if parts or not existing:
+            no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
+            report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            with Store(output) as store:
+                report.total = len(store)
+        return report
 
 
 def _blocks(paths: list[Path]) -> Iterator[Rows]:

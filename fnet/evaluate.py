@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from fnet.align import Aligner
+from fnet.alignment import centre_crop
 from fnet.core.embedder import Embedder
-from fnet.embed import FALLBACK_CROP, NO_BOX, Item, centre_crop, embed_tree
+from fnet.embed import FALLBACK_CROP, NO_BOX, Item, embed_tree
 from fnet.evaluation.metrics import (
     best_threshold,
     equal_error_rate,

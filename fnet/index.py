@@ -19,6 +19,7 @@ import numpy as np
 
 from fnet import __version__
 from fnet.io.atomic import atomic_path
+from fnet.io.lock import exclusive
 from fnet.io.store import Store, StoreError
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
@@ -129,7 +130,7 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
     store_path, output = Path(store_path), Path(output)
     if output.resolve() == store_path.resolve():
         raise IndexFileError(f"{output}: is the store itself; the index needs another file name (e.g. faces.faiss)")
-    with Store(store_path) as store:
+    with exclusive(output), Store(store_path) as store:  # one writer per index
         rows, dim = len(store), store.dim
         if add:
             index, meta = load_index(output, use_gpu)

@@ -25,18 +25,23 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def printable(text: str) -> str:
+    """Text any terminal can take: bytes of a file name that is not UTF-8 shown as \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def error(message: str) -> None:
-    """One line on stderr, the file first: 'fnet: error: path: reason'."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, the file first: 'error: path: reason'. Messages are never markup (paths may hold '[/]')."""
+    errors.print(Text("error:", style="bold red") + Text(f" {printable(message)}"), highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    errors.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(Text("warning:", style="bold yellow") + Text(f" {printable(message)}"), highlight=False, soft_wrap=True)
 
 
 def note(message: str) -> None:
     """Information on stderr, so that stdout (a table or --json) stays the result."""
-    errors.print(message, highlight=False, soft_wrap=True, style="dim")
+    errors.print(Text(printable(message), style="dim"), highlight=False, soft_wrap=True)
 
 
 _json_mode = False  # set by a command's --json: fatal errors then go to stdout as JSON

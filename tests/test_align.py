@@ -16,6 +16,7 @@ from conftest import LFW, SHARED_DATA
 from PIL import Image
 from typer.testing import CliRunner
 
+import fnet
 from fnet.align import MANIFEST, Aligner, AlignSettings, align_tree
 from fnet.cli import app
 from fnet.io.manifest import Manifest
@@ -158,3 +159,32 @@ def test_cli_exit_codes_and_retry(photo_tree, tmp_path):
     assert retried.exit_code == 0, retried.output  # the failed photos are gone: nothing failed now
     missing = runner.invoke(app, ["align", str(tmp_path / "nowhere"), "-o", str(out)])
     assert missing.exit_code == 2 and "not a folder" in missing.output
+
+
+def test_tight_face_crops_fall_back_to_the_whole_photo(tmp_path):
+    """Extended Yale B style photos (grayscale, brows to mouth, 168 x 192): MTCNN finds nothing; --fallback whole uses them."""
+    photos = tmp_path / "photos"
+    for person in ("Tony_Blair", "Colin_Powell", "George_W_Bush"):
+        (photos / person).mkdir(parents=True)
+        image = fnet.load_image(LFW / person / f"{person}_0001.jpg")[100:172, 95:158]
+        Image.fromarray(image).convert("L").resize((168, 192)).save(photos / person / "face.png")
+    runner = CliRunner()
+    plain = runner.invoke(app, ["align", str(photos), "-o", str(tmp_path / "plain"), "--device", "cpu", "--json"])
+    assert plain.exit_code == 1 and json.loads(plain.stdout)["no_face"] == 3  # nothing detected in any
+
+    out = tmp_path / "fallback"
+    result = runner.invoke(app, ["align", str(photos), "-o", str(out), "--device", "cpu", "--fallback", "whole", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fallbacks"] == 3 and json.loads(result.stdout)["faces"] == 3
+    records = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
+    assert all(r["status"] == "ok" and r["fallback"] and r["box"] == [0, 12, 168, 180] for r in records)
+    crop = np.asarray(Image.open(out / "Tony_Blair" / "face.png"))
+    assert crop.shape == (160, 160, 3)
+    whole = np.asarray(Image.open(photos / "Tony_Blair" / "face.png").convert("RGB"))[12:180]
+    expected = np.asarray(Image.fromarray(whole).resize((160, 160), Image.BILINEAR))
+    assert np.array_equal(crop, expected)
+
+    store = tmp_path / "faces.h5"
+    embedded = runner.invoke(app, ["embed", str(photos), "-o", str(store), "--align", "--fallback", "whole", "--device", "cpu", "--json"])
+    assert embedded.exit_code == 0 and json.loads(embedded.stdout)["fallbacks"] == 3
+    assert runner.invoke(app, ["embed", str(photos), "-o", str(store), "--fallback", "whole"]).exit_code == 2  # needs --align

@@ -169,3 +169,56 @@ def test_decode_ahead_holds_a_bounded_window_for_a_slow_consumer(tmp_path, photo
     next(stream), next(stream)
     stream.close()  # a consumer that stops early does not make the rest decode
     assert len(started) <= 2 + 4 + 2  # taken + window + at most one in flight per worker
+
+
+FUZZ_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "AVIF", "JPEG2000", "DDS", "ICO", "PPM", "TGA", "PCX", "SGI", "QOI", "MSP")
+
+
+def _mutations(data: bytes, rng: np.random.Generator, count: int):
+    """Seeded damage: flipped bytes, cut tails, spliced garbage, zeroed headers."""
+    for number in range(count):
+        raw = bytearray(data)
+        kind = number % 4
+        if kind == 0:  # a few random bytes changed, header included
+            for position in rng.integers(0, len(raw), int(rng.integers(1, 12))):
+                raw[position] = int(rng.integers(0, 256))
+        elif kind == 1:  # truncated anywhere
+            raw = raw[: int(rng.integers(1, len(raw)))]
+        elif kind == 2:  # garbage inserted after the header
+            at = int(rng.integers(8, max(9, len(raw))))
+            raw[at:at] = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+        else:  # the first bytes after the signature zeroed
+            raw[4:24] = bytes(20)
+        yield bytes(raw)
+
+
+def test_fuzzed_files_of_every_format_never_escape_as_anything_but_image_error(tmp_path, photo):
+    """Thousands of damaged files, named .jpg as users' files are: each decodes or raises ImageError, never another error."""
+    import time
+
+    small = photo.resize((48, 48))
+    rng = np.random.default_rng(2026)
+    deadline = time.monotonic() + 60  # bounded in time; the count below finishes well within it
+    tried, escaped = 0, []
+    for fmt in FUZZ_FORMATS:
+        buffer = io.BytesIO()
+        try:
+            (small.convert("RGB") if fmt not in ("GIF", "PCX") else small.convert("P")).save(buffer, fmt)
+        except (OSError, KeyError, ValueError):
+            continue  # this Pillow cannot write the format here
+        for number, data in enumerate(_mutations(buffer.getvalue(), rng, 160)):
+            if time.monotonic() > deadline:
+                break
+            path = tmp_path / f"{fmt}-{number}.jpg"
+            path.write_bytes(data)
+            try:
+                image = load_image(path)
+                assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+            except ImageError as err:
+                assert err.path == str(path) and err.reason
+            except Exception as err:  # noqa: BLE001 (the point: nothing else may escape)
+                escaped.append(f"{fmt} #{number}: {type(err).__name__}: {err}")
+            path.unlink()
+            tried += 1
+    assert tried >= 2000, tried
+    assert not escaped, escaped[:10]

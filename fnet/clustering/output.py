@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -38,8 +39,17 @@ def summary(labels: np.ndarray) -> dict:
     }
 
 
+def paths_digest(paths: list[str]) -> str:
+    return hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dict) -> dict:
-    """clusters.csv and clusters.json, each written whole (a crash leaves the previous ones)."""
+    """clusters.csv, then clusters.json, each written whole.
+
+    clusters.json is the record the next run reads (labels and a digest of the faces' paths);
+    a run killed between the two files leaves it as it was, so the next run starts from the
+    last complete run and rewrites both.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths, boxes = store.paths(), store.boxes()
     with atomic_path(out / CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
@@ -56,6 +66,7 @@ def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dic
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fnet_version": __version__,
         "members": [m.tolist() for m in cluster_members(labels)],
+        "paths_sha256": paths_digest(paths),  # which faces these are, without reading clusters.csv back
     }
     with atomic_path(out / JSON) as tmp:
         tmp.write_text(json.dumps(meta))
@@ -73,9 +84,13 @@ def read_assignments(out: Path, store: Store) -> tuple[np.ndarray, dict] | None:
     if meta["model"] != store.attrs["model"] or meta["faces"] > len(store):
         raise OutputError(f"{out}: clustered {meta['faces']} faces of {meta['model']!r}, not from {store.path}; use --recluster")
     old_paths = store.paths(0, meta["faces"])
-    with open(out / CSV, newline="", encoding="utf-8") as handle:
-        if any(row["path"] != old_paths[i] for i, row in enumerate(csv.DictReader(handle))):
-            raise OutputError(f"{out}: its faces are not the first rows of {store.path}; use --recluster")
+    if "paths_sha256" in meta:
+        same = meta["paths_sha256"] == paths_digest(old_paths)
+    else:  # written by fnet 0.1.0: its clusters.csv was written in the same run
+        with open(out / CSV, newline="", encoding="utf-8") as handle:
+            same = [row["path"] for row in csv.DictReader(handle)] == old_paths
+    if not same:
+        raise OutputError(f"{out}: its faces are not the first rows of {store.path}; use --recluster")
     return labels, meta
 
 

@@ -20,7 +20,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 120_000_000  # 11k x 11k; larger is almost certainly not a photo
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"})
+IMAGE_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm",
+    ".heic", ".heif",  # listed so they are reported (Pillow cannot decode them), not silently left out
+})
 
 
 class ImageError(ValueError):
@@ -56,10 +59,14 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         kind = _signature(path)
         if kind:
             raise ImageError(path, f"corrupt or truncated {kind} file") from None
+        if path.suffix.lower() in (".heic", ".heif"):
+            raise ImageError(path, "HEIC/HEIF photos cannot be decoded here; convert them to JPEG first") from None
         raise ImageError(path, "not an image, or a format Pillow cannot read") from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(path, f"too large to decode safely ({err})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except Image.DecompressionBombError:
+        raise ImageError(path, f"too large: over {max_pixels:,} pixels, maybe a decompression bomb; resize it first") from None
+    except MemoryError:
+        raise ImageError(path, "too large to decode in the memory available") from None
+    except Exception as err:  # noqa: BLE001 (any decoder failure, e.g. AVIF RuntimeError, is about the file)
         reason = str(err) or type(err).__name__
         if "truncated" in reason.lower():
             raise ImageError(path, "truncated file (incomplete download or copy?)") from None
@@ -143,6 +150,15 @@ def load_ahead(
         finally:  # the consumer stopped early: drop what is queued, not decode it
             for future in pending:
                 future.cancel()
+
+
+def name_problem(path: str | os.PathLike) -> str | None:
+    """Why a file's name cannot be stored (HDF5 and JSON hold UTF-8 text), or None."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8; rename the file"
+    return None
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 
 from fnet import __version__
 from fnet.io.atomic import atomic_path
+from fnet.io.lock import exclusive
 
 CHUNK_ROWS = 1024
 STRING = h5py.string_dtype("utf-8")
@@ -180,6 +181,13 @@ class Store:
 
 def merge_stores(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
     """Join stores of the same model into one (streamed), in the order given."""
+    if any(Path(p).resolve() == Path(output).resolve() for p in inputs):
+        raise StoreError(f"{output}: is one of the stores to merge; write the merged store to a new file")
+    with exclusive(output):  # one writer per store
+        return _merge(inputs, output)
+
+
+def _merge(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
     stores = [Store(p) for p in inputs]
     try:
         if not stores:

@@ -30,6 +30,7 @@ from fnet.embed import tree_items
 from fnet.evaluation.metrics import best_threshold, kfold_accuracy, val_at_far
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError
+from fnet.io.lock import exclusive
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import triplet_loss
 from fnet.training.miners import FALLBACKS, STRATEGIES, mine
@@ -413,6 +414,13 @@ class Trainer:
         return iter(loader)
 
     def run(self) -> Path:
+        """Train to the configured step count; the main process holds the run folder's write lock meanwhile."""
+        if not self.dist.main:
+            return self._run()
+        with exclusive(self.out, folder=True):
+            return self._run()
+
+    def _run(self) -> Path:
         c = self.c
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)

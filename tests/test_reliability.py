@@ -1,0 +1,206 @@
+"""Nothing lost: outputs that are inputs, crops that would overwrite each other, two writers, kills mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import LFW
+from PIL import Image
+from typer.testing import CliRunner
+
+from fnet.cli import app
+from fnet.io.lock import LockedError, exclusive
+from fnet.io.store import Store
+
+runner = CliRunner()
+
+
+def lfw_tree(root, people=("George_W_Bush",), count=40):
+    for person in people:
+        (root / person).mkdir(parents=True)
+        for number in range(1, count + 1):
+            shutil.copy(LFW / person / f"{person}_{number:04d}.jpg", root / person)
+    return root
+
+
+def test_photos_differing_only_by_suffix_or_case_keep_a_crop_each(tmp_path):
+    photos = tmp_path / "photos" / "mixed"
+    photos.mkdir(parents=True)
+    faces = {"photo.jpg": "Colin_Powell", "photo.png": "Tony_Blair", "Photo.JPEG": "Hugo_Chavez", "other.jpg": "Jean_Chretien"}
+    for name, person in faces.items():
+        image = Image.open(LFW / person / f"{person}_0001.jpg")
+        image.save(photos / name, "PNG" if name.endswith("png") else "JPEG", quality=95)
+    out = tmp_path / "aligned"
+    result = runner.invoke(app, ["align", str(photos.parent), "-o", str(out), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    crops = sorted(p.name for p in (out / "mixed").iterdir())
+    assert crops == ["Photo.JPEG.png", "other.png", "photo.jpg.png", "photo.png.png"]
+    assert len({name.casefold() for name in crops}) == 4  # distinct on a case-insensitive file system too
+    arrays = [np.asarray(Image.open(out / "mixed" / name)) for name in crops]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1 :])  # four different faces
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["output"] for r in records) == sorted(f"mixed/{name}" for name in crops)
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+    """Two real processes embedding into one store: the second is refused at once; the first's store is whole."""
+    photos = lfw_tree(tmp_path / "photos", count=60)
+    store = tmp_path / "faces.h5"
+    command = [sys.executable, "-m", "fnet", "embed", str(photos), "-o", str(store), "--align", "--device", "cpu"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "faces.h5.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if first.poll() is not None:
+        pytest.skip("the first run finished before the second could start")
+    second = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    still_running = first.poll() is None
+    first.wait(timeout=300)
+    assert still_running, "the second run was only refused because the first had finished"
+    assert second.returncode == 2
+    assert f"faces.h5: in use by another fnet run (process {first.pid}" in " ".join(second.stderr.split())
+    assert first.returncode == 0, first.stderr.read()
+    with Store(store) as stored:
+        assert len(stored) == 60 and len(set(stored.paths())) == 60
+    assert not lock.exists()  # released at the end
+
+
+def test_every_writer_takes_the_lock(tmp_path, model):
+    """In-process too: while a store, an index, an align or cluster folder is held, each stage refuses it."""
+    from fnet.align import Aligner, align_tree
+    from fnet.core.detector import FaceDetector
+    from fnet.embed import embed_tree
+    from fnet.index import build_index
+
+    photos = lfw_tree(tmp_path / "photos", count=3)
+    store = tmp_path / "faces.h5"
+    embed_tree(photos, store, model, Aligner(FaceDetector("cpu")))
+    with exclusive(store), pytest.raises(LockedError, match="faces.h5: in use by another fnet run"):
+        embed_tree(photos, store, model, Aligner(FaceDetector("cpu")))
+    with exclusive(tmp_path / "faces.faiss"), pytest.raises(LockedError):
+        build_index(store, tmp_path / "faces.faiss")
+    with exclusive(tmp_path / "aligned", folder=True), pytest.raises(LockedError):
+        align_tree(photos, tmp_path / "aligned", Aligner(FaceDetector("cpu")))
+    with exclusive(tmp_path / "clusters", folder=True):
+        result = runner.invoke(app, ["cluster", str(store), "-o", str(tmp_path / "clusters"), "--json"])
+    assert result.exit_code == 2 and "in use by another fnet run" in json.loads(result.stdout)["error"]
+    assert runner.invoke(app, ["cluster", str(store), "-o", str(tmp_path / "clusters")]).exit_code == 0  # free again
+
+
+def test_a_killed_embed_keeps_all_but_the_last_minutes_work(tmp_path, model):
+    """Parts are saved by time as well as by count: a kill -9 loses at most part_seconds of work."""
+    from fnet.align import Aligner
+    from fnet.core.detector import FaceDetector
+    from fnet.embed import embed_tree
+
+    photos = lfw_tree(tmp_path / "photos", people=("George_W_Bush", "Colin_Powell"), count=50)
+    straight = tmp_path / "straight.h5"
+    embed_tree(photos, straight, model, Aligner(FaceDetector("cpu")))
+
+    killed = tmp_path / "killed.h5"
+    child = (
+        "import sys; from fnet.align import Aligner; from fnet.core.detector import FaceDetector; "
+        "from fnet.embed import embed_tree; from fnet.loading import load_model; "
+        "embed_tree(sys.argv[1], sys.argv[2], load_model(device='cpu'), Aligner(FaceDetector('cpu')), "
+        "batch_size=8, part_seconds=0.2)"  # a large part_size (4,096) would never fill before the kill
+    )
+    process = subprocess.Popen([sys.executable, "-c", child, str(photos), str(killed)])
+    partial = tmp_path / "killed.h5.partial"
+    while process.poll() is None and len(list(partial.glob("part-*.h5"))) < 3:
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = 0
+    for part in partial.glob("part-*.h5"):
+        with Store(part) as stored:
+            saved += len(stored)
+    assert 8 <= saved < 100  # batches of 8 faces were kept although no part reached 4,096 rows
+
+    result = runner.invoke(app, ["embed", str(photos), "-o", str(killed), "--align", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == saved  # the kept work is not redone
+    with Store(straight) as a, Store(killed) as b:
+        order_a, order_b = np.argsort(a.paths()), np.argsort(b.paths())
+        assert sorted(a.paths()) == sorted(b.paths()) and len(b) == 100
+        np.testing.assert_allclose(a.embeddings()[order_a], b.embeddings()[order_b], atol=1e-5)
+
+
+def test_every_photo_kind_is_processed_or_reported(tmp_path):
+    """.avif and .jpe photos are aligned; a .heic photo is named with its reason; none is silently left out."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = Image.open(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg")
+    face.save(photos / "one.avif", "AVIF")
+    face.save(photos / "two.jpe", "JPEG")
+    (photos / "three.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    result = runner.invoke(app, ["align", str(photos), "-o", str(tmp_path / "out"), "--device", "cpu", "--json"])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["images"] == 3 and summary["faces"] == 2 and summary["errors"] == 1
+    assert "three.heic: HEIC/HEIF photos cannot be decoded here" in " ".join(result.stderr.split())
+
+
+def test_names_with_markup_characters_are_printed_as_they_are(tmp_path):
+    """Rich markup in a file name ('[/]', '[bold]') is text to show, never markup to interpret."""
+    photos = tmp_path / "photos" / "[red]Bob["  # with the file names below, paths read '.../[red]Bob[/]...'
+    photos.mkdir(parents=True)
+    shutil.copy(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg", photos / "]face[bold].jpg")
+    (photos / "]bad.jpg").write_bytes(b"not a photo")
+    result = runner.invoke(app, ["align", str(photos.parent), "-o", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "[red]Bob[/]bad.jpg: not an image" in text and "1 faces from 2 photos" in text
+    missing = runner.invoke(app, ["verify", str(photos / "]gone.jpg"), str(photos / "]face[bold].jpg")])
+    assert missing.exit_code == 2 and "[red]Bob[/]gone.jpg: no such file" in " ".join(missing.output.split())
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_run_goes_on(tmp_path, model):
+    photos = tmp_path / "photos" / "person"
+    photos.mkdir(parents=True)
+    shutil.copy(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg", photos / "good.jpg")
+    bad = os.fsencode(photos) + b"/caf\xe9.jpg"  # Latin-1 bytes, as an old camera or zip wrote them
+    shutil.copy(LFW / "Tony_Blair" / "Tony_Blair_0001.jpg", bad)
+    store = tmp_path / "faces.h5"
+    result = runner.invoke(app, ["embed", str(photos.parent), "-o", str(store), "--align", "--device", "cpu", "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["errors"] == 1
+    assert "caf\\xe9.jpg: file name is not valid UTF-8" in result.stderr
+    with Store(store) as stored:
+        assert stored.paths() == ["person/good.jpg"]
+    aligned = runner.invoke(app, ["align", str(photos.parent), "-o", str(tmp_path / "aligned"), "--device", "cpu"])
+    assert aligned.exit_code == 1 and "file name is not valid UTF-8" in aligned.output
+
+
+def test_a_cluster_run_killed_between_its_two_files_does_not_break_the_next(tmp_path, monkeypatch):
+    """clusters.csv written, clusters.json not (the kill): the next run starts from the last complete run."""
+    from test_index import clustered, make_store
+
+    from fnet.cluster import cluster_store
+    from fnet.clustering import output
+
+    embeddings, _ = clustered(300, 20)
+    make_store(tmp_path / "s.h5", embeddings[:200])
+    _, labels = cluster_store(tmp_path / "s.h5", tmp_path / "out")
+    make_store(tmp_path / "s.h5", embeddings)  # 100 new faces
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process died after clusters.csv was renamed into place
+
+    with monkeypatch.context() as patch:
+        patch.setattr(output.json, "dumps", killed)
+        with pytest.raises(KeyboardInterrupt):
+            cluster_store(tmp_path / "s.h5", tmp_path / "out")
+    assert len((tmp_path / "out" / "clusters.csv").read_text().splitlines()) == 301  # the new csv, the old json
+    report, again = cluster_store(tmp_path / "s.h5", tmp_path / "out")
+    assert report.incremental and report.new_faces == 100 and len(again) == 300
+    assert np.array_equal(again[:200], labels)  # old ids kept
