@@ -7,7 +7,7 @@ runs it over a directory tree, resumably: ``person/img.jpg`` -> ``OUT/person/img
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from fnet.alignment import align_face, centre_box, centre_crop, pick_faces
 from fnet.core.detector import FaceDetector
 from fnet.face import Face
 from fnet.io.atomic import atomic_path, remove_leftovers
-from fnet.io.images import ImageError, is_image_path, load_ahead, name_problem
+from fnet.io.images import ImageError, is_image_path, name_problem, photo_batches
 from fnet.io.lock import exclusive
 from fnet.io.manifest import Manifest
 
@@ -106,17 +106,6 @@ def write_png(array: np.ndarray, path: Path) -> None:
         Image.fromarray(array).save(tmp, "PNG", compress_level=1)  # 4x faster than the default 6, files 10% larger
 
 
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def align_tree(
     source: Path,
     output: Path,
@@ -149,7 +138,7 @@ def align_tree(
         report.failed_before = sum(rel in failed and rel in done for rel in rels.values())
         if on_start:
             on_start(len(todo))
-        for batch in batched(load_ahead(todo, workers, ahead=batch_size), batch_size):
+        for batch in photo_batches(todo, batch_size, workers):
             good = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
             aligned = dict(zip([p for p, _ in good], aligner.align([image for _, image in good])))
             for path, image in batch:

@@ -18,7 +18,7 @@ app = typer.Typer(
     name="fnet",
     help="Face recognition with FaceNet embeddings: detect and align faces, embed them, verify, search and cluster.",
     no_args_is_help=True,
-    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal width
+    rich_markup_mode=None,  # plain help: flags read as flags, paragraphs reflow to the terminal width
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -209,7 +209,7 @@ def align(
     mode: ModeOption = "crop",
     margin: MarginOption = 32,
     size: Annotated[int, typer.Option(min=16, help="Crop size in pixels (the model's input size).")] = 160,
-    all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face, as IMG_face<N>.png, not just one per photo.")] = False,
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face, as IMG_face0.png, IMG_face1.png, ... numbered left to right, not just one per photo.")] = False,
     pick: Annotated[str, typer.Option(help="Which face to keep: center (large and central, FaceNet's choice) or largest.")] = "center",
     min_face: MinFaceOption = 20,
     detect_size: DetectSizeOption = DETECT_SIZE,

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fnet.align import MANIFEST, Aligner, batched, find_images
+from fnet.align import MANIFEST, Aligner, find_images
 from fnet.alignment import centre_crop
 from fnet.core.embedder import Embedder
 from fnet.io.atomic import remove_leftovers
-from fnet.io.images import ImageError, load_ahead, name_problem
+from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
 from fnet.io.manifest import Manifest
 from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
@@ -195,7 +195,7 @@ def embed_tree(
             failed(item, name_problem(item.rel), "errors")
 
         photos_per_batch = detect_batch if aligner else batch_size
-        for batch in batched(load_ahead(todo, workers, lambda item: item.path, ahead=photos_per_batch), photos_per_batch):
+        for batch in photo_batches(todo, photos_per_batch, workers, lambda item: item.path):
             readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
             for item, image in batch:
                 if isinstance(image, ImageError):

@@ -204,3 +204,25 @@ def test_a_cluster_run_killed_between_its_two_files_does_not_break_the_next(tmp_
     report, again = cluster_store(tmp_path / "s.h5", tmp_path / "out")
     assert report.incremental and report.new_faces == 100 and len(again) == 300
     assert np.array_equal(again[:200], labels)  # old ids kept
+
+
+def test_a_checkpoint_whose_metadata_lies_is_refused(tmp_path):
+    """A threshold of 4.0 would call every pair of faces the same person: such a file is refused before use."""
+    from fnet.core.checkpoint import save_weights
+    from fnet.core.info import ModelInfo
+    from fnet.core.models import create_model
+
+    info = ModelInfo(name="mine", architecture="small", embedding_dim=128, input_size=96).to_dict()
+    state = create_model("small", embedding_dim=128).state_dict()
+    photo = str(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg")
+    for field, value, message in (
+        ("threshold", 4.0, "threshold must be a squared L2 distance"),
+        ("threshold", "1.2", "threshold must be"),
+        ("input_size", 0, "input_size must be"),
+        ("embedding_dim", -5, "embedding_dim must be"),
+    ):
+        path = tmp_path / f"{field}.safetensors"
+        save_weights(path, state, {**info, field: value})
+        result = runner.invoke(app, ["verify", photo, photo, "--model", str(path), "--json"])
+        assert result.exit_code == 2, (field, result.output)
+        assert message in json.loads(result.stdout)["error"], (field, result.stdout)

@@ -30,10 +30,18 @@ class ModelInfo:
     fnet_version: str = __version__
 
     def __post_init__(self) -> None:
+        # checkpoints come from other people: every field is checked before anything trusts it
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
-        if self.embedding_dim <= 0 or self.input_size <= 0:
-            raise ValueError("embedding_dim and input_size must be positive")
+        if not (isinstance(self.embedding_dim, int) and 0 < self.embedding_dim <= 65536):
+            raise ValueError(f"embedding_dim must be a whole number from 1 to 65,536, not {self.embedding_dim!r}")
+        if not (isinstance(self.input_size, int) and 16 <= self.input_size <= 4096):
+            raise ValueError(f"input_size must be a whole number of pixels from 16 to 4,096, not {self.input_size!r}")
+        if not (isinstance(self.threshold, int | float) and 0 < self.threshold < 4):
+            raise ValueError(
+                f"threshold must be a squared L2 distance between unit vectors, above 0 and below 4, not {self.threshold!r} "
+                "(at 4 or more every pair of faces would be called the same person)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -152,6 +152,37 @@ def load_ahead(
                 future.cancel()
 
 
+BATCH_PIXELS = 16_000_000  # pixels of decoded photos in one detector batch (a larger photo goes alone)
+
+
+def photo_batches(
+    items: Iterable[T],
+    batch_size: int,
+    workers: int = 2,
+    path_of: Callable[[T], str | os.PathLike] = lambda item: item,
+    max_pixels: int = BATCH_PIXELS,
+) -> Iterator[list[tuple[T, np.ndarray | ImageError]]]:
+    """Batches of (item, image or its ImageError), in order, decoded one batch ahead.
+
+    A batch holds at most batch_size photos and max_pixels pixels: eight 250 px photos go
+    together, 12 MP photos one or two at a time, so memory follows the pixels, not the count.
+    """
+    batch: list[tuple[T, np.ndarray | ImageError]] = []
+    pixels = 0
+    for item, image in load_ahead(items, workers, path_of, ahead=batch_size):
+        size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
+        if batch and pixels + size > max_pixels:
+            yield batch
+            batch, pixels = [], 0
+        batch.append((item, image))
+        pixels += size
+        if len(batch) == batch_size:
+            yield batch
+            batch, pixels = [], 0
+    if batch:
+        yield batch
+
+
 def name_problem(path: str | os.PathLike) -> str | None:
     """Why a file's name cannot be stored (HDF5 and JSON hold UTF-8 text), or None."""
     try:

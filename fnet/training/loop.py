@@ -199,6 +199,8 @@ def _scores(distances: np.ndarray, same: np.ndarray) -> dict:
 
 def calibrated_threshold(distances: np.ndarray, same: np.ndarray, threshold: float) -> str | None:
     """Why `threshold` must not become the model's (too few pairs, or it accepts no held-out pair), or None."""
+    if not 0 < threshold < 4:
+        return f"{threshold:.3f} is not a usable threshold (it must lie between 0 and 4)"
     if same.sum() < MIN_CALIBRATION_PAIRS:
         return f"only {int(same.sum())} same-person held-out pairs (need {MIN_CALIBRATION_PAIRS}): hold out more people (--held-out)"
     if not (distances[same] <= threshold).any():
