@@ -222,3 +222,32 @@ def test_fuzzed_files_of_every_format_never_escape_as_anything_but_image_error(t
             tried += 1
     assert tried >= 2000, tried
     assert not escaped, escaped[:10]
+
+
+def test_decode_ahead_also_bounds_pixels(tmp_path, photo):
+    """With a pixel budget, large photos are decoded fewer at a time; a photo over the budget still goes alone."""
+    import threading
+    import time
+
+    from fnet.io.images import load_ahead
+
+    big, small = photo.resize((400, 400)), photo.resize((100, 100))
+    big.save(tmp_path / "big.png")
+    small.save(tmp_path / "small.png")
+    started, lock = [], threading.Lock()
+
+    def path_of(number: int):
+        if threading.current_thread() is not threading.main_thread():  # a decode, not a look at the header
+            with lock:
+                started.append(number)
+        return tmp_path / ("big.png" if number % 2 else "small.png")
+
+    taken = []
+    for number, _ in load_ahead(range(40), workers=2, path_of=path_of, ahead=16, max_pixels=400 * 400 + 100 * 100):
+        time.sleep(0.002)
+        with lock:
+            in_window = {n for n in started if n not in taken} - {number}
+        # the window never holds two big photos: 2 x 160,000 pixels exceed the budget
+        assert sum(n % 2 for n in in_window) <= 1, (number, sorted(in_window))
+        taken.append(number)
+    assert taken == list(range(40))

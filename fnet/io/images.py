@@ -7,7 +7,6 @@ decompression bombs (pixel count checked from the header, before decoding).
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
 from collections import deque
@@ -123,11 +122,13 @@ def load_ahead(
     workers: int = 2,
     path_of: Callable[[T], str | os.PathLike] = lambda item: item,
     ahead: int = 16,
+    max_pixels: int | None = None,
 ) -> Iterator[tuple[T, np.ndarray | ImageError]]:
     """(item, image or its ImageError) in order, decoded on a thread pool (Pillow releases the GIL).
 
-    At most `ahead` photos are decoded or decoding before the consumer takes them: memory
-    stays bounded however many items there are and however slow the consumer is.
+    At most `ahead` photos, and with max_pixels at most that many pixels (from the files'
+    headers; one photo always), are decoded or decoding before the consumer takes them:
+    memory stays bounded however many items there are, however large, however slow the consumer.
     """
 
     def load(item: T) -> tuple[T, np.ndarray | ImageError]:
@@ -136,20 +137,50 @@ def load_ahead(
         except ImageError as err:
             return item, err
 
-    pending: deque[Future] = deque()
     source = iter(items)
+    pending: deque[tuple[Future, int]] = deque()  # (decoding, its pixels)
+    window = 0  # pixels in pending
+    waiting: list[tuple[T, int]] = []  # the next item, when it did not fit in the window yet
+
+    def refill(pool: ThreadPoolExecutor) -> None:
+        nonlocal window
+        while len(pending) < max(1, ahead):
+            if not waiting:
+                item = next(source, _END)
+                if item is _END:
+                    return
+                waiting.append((item, header_pixels(path_of(item)) if max_pixels else 0))
+            item, pixels = waiting[0]
+            if pending and max_pixels and window + pixels > max_pixels:
+                return
+            waiting.clear()
+            pending.append((pool.submit(load, item), pixels))
+            window += pixels
+
     with ThreadPoolExecutor(max(1, workers)) as pool:
         try:
-            for item in itertools.islice(source, max(1, ahead)):
-                pending.append(pool.submit(load, item))
+            refill(pool)
             while pending:
-                done = pending.popleft().result()
-                for item in itertools.islice(source, 1):  # one in, one out
-                    pending.append(pool.submit(load, item))
+                future, pixels = pending.popleft()
+                window -= pixels
+                done = future.result()
+                refill(pool)
                 yield done
         finally:  # the consumer stopped early: drop what is queued, not decode it
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
+
+
+_END = object()
+
+
+def header_pixels(path: str | os.PathLike) -> int:
+    """Width x height from a file's header, without decoding it; 0 when unreadable (decoding will say why)."""
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 (any failure here is reported by load_image, with its reason)
+        return 0
 
 
 BATCH_PIXELS = 16_000_000  # pixels of decoded photos in one detector batch (a larger photo goes alone)
@@ -162,14 +193,14 @@ def photo_batches(
     path_of: Callable[[T], str | os.PathLike] = lambda item: item,
     max_pixels: int = BATCH_PIXELS,
 ) -> Iterator[list[tuple[T, np.ndarray | ImageError]]]:
-    """Batches of (item, image or its ImageError), in order, decoded one batch ahead.
+    """Batches of (item, image or its ImageError), in order, decoded at most one batch ahead.
 
     A batch holds at most batch_size photos and max_pixels pixels: eight 250 px photos go
     together, 12 MP photos one or two at a time, so memory follows the pixels, not the count.
     """
     batch: list[tuple[T, np.ndarray | ImageError]] = []
     pixels = 0
-    for item, image in load_ahead(items, workers, path_of, ahead=batch_size):
+    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels):
         size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
         if batch and pixels + size > max_pixels:
             yield batch
