@@ -159,7 +159,7 @@ def demo(
         raise typer.Exit(1)
 
 
-MinFaceOption = Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels (MTCNN's pyramid starts there).")]
+MinFaceOption = Annotated[int, typer.Option("--min-face", min=1, help="Smallest face to find, in pixels (MTCNN's pyramid starts there).")]
 RetryFacelessOption = Annotated[
     bool, typer.Option("--retry-failed", help="Detect again the photos in which an earlier run found no face (they are skipped otherwise).")
 ]
@@ -180,6 +180,14 @@ DetectSizeOption = Annotated[int, typer.Option("--detect-size", min=0, help=(
     "a 12 MP photo then costs what a 1 MP one does, but faces under --min-face times the shrink factor are missed "
     "(79 px in a 12 MP photo at 1024). Raise it, or 0 (full resolution), to find small faces in large photos."
 ))]
+
+
+def _check_output(output: Path, folder: bool) -> None:
+    """An output that exists must be of the kind the command writes (checked before any model loads)."""
+    if folder and output.exists() and not output.is_dir():
+        fail(f"{output}: exists and is not a folder; -o names the folder to write into")
+    if not folder and output.is_dir():
+        fail(f"{output}: is a folder; -o names the file to write (e.g. {output / 'faces.h5'})")
 
 
 def _fallback(name: str) -> float | None:
@@ -237,6 +245,7 @@ def align(
 
     if not photos.is_dir():
         fail(f"{photos}: not a folder")
+    _check_output(output, folder=True)
     fallback_crop = _fallback(fallback)
     aligner = _aligner(device, min_face, mode, margin, size, "all" if all_faces else pick, detect_size)
     start = time.perf_counter()
@@ -399,6 +408,7 @@ def embed(
 
     if not folder.is_dir():
         fail(f"{folder}: not a folder")
+    _check_output(output, folder=False)
     try:
         shard_spec = parse_shard(shard)
     except ValueError as err:
@@ -439,6 +449,8 @@ def merge(
     """Join HDF5 embedding stores (shards) into one, without embedding anything again."""
     from fnet.io.store import StoreError, merge_stores
 
+    _check_output(output, folder=False)
+
     try:
         rows = merge_stores(stores, output)
     except (StoreError, LockedError) as err:
@@ -468,6 +480,7 @@ def index(
     from fnet.index import KINDS, IndexFileError, IndexParams, build_index
     from fnet.io.store import StoreError
 
+    _check_output(output, folder=False)
     if kind not in KINDS:
         fail(f"--kind must be one of {', '.join(KINDS)}")
     start = time.perf_counter()
@@ -687,6 +700,7 @@ def cluster(
 
     if method is not None and method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}")
+    _check_output(output, folder=True)
     if folders not in FOLDER_MODES:
         fail(f"--folders must be one of {', '.join(FOLDER_MODES)}")
     start = time.perf_counter()

@@ -116,3 +116,25 @@ def test_json_never_holds_nan():
     with contextlib.redirect_stdout(out):
         print_json({"distance": float("nan"), "rows": [float("inf"), 1.5]})
     assert json.loads(out.getvalue()) == {"distance": None, "rows": [None, 1.5]}
+
+
+def test_an_output_of_the_wrong_kind_is_one_clear_error(monkeypatch, tmp_path):
+    _model_must_not_load(monkeypatch)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("not a folder")
+    cases = [
+        (["align", str(photos), "-o", str(a_file)], "taken.txt: exists and is not a folder"),
+        (["embed", str(photos), "-o", str(photos)], "photos: is a folder; -o names the file to write"),
+        (["cluster", str(photos), "-o", str(a_file)], "taken.txt: exists and is not a folder"),
+        (["index", str(tmp_path / "s.h5"), "-o", str(photos)], "photos: is a folder"),
+        (["merge", str(tmp_path / "s.h5"), "-o", str(photos)], "photos: is a folder"),
+        (["align", str(photos), "-o", str(tmp_path / "o"), "--min-face", "0"], "--min-face"),
+        (["align", str(photos), "-o", str(tmp_path / "o"), "--batch-size", "0"], "--batch-size"),
+        (["align", str(photos), "-o", str(tmp_path / "o"), "--margin", "-1000"], "--margin"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output

@@ -40,7 +40,7 @@ def test_evaluate_lfw_slice(lfw_slice, tmp_path):
     assert metrics["accuracy"] >= 0.95 and metrics["auc"] >= 0.98
     assert 0.8 < metrics["best_threshold"] < 1.5
     # 30 different pairs set each fold's threshold: FAR 1e-3 cannot be resolved, and the run says so
-    assert "needs at least 1,000 different-person pairs" in metrics["val_note"] and "holds 30" in metrics["val_note"]
+    assert "needs at least 1,000 different-person pairs" in metrics["val_note"] and "hold 30" in metrics["val_note"]
     assert "needs at least 1,000" in " ".join(result.stderr.split())
     assert (out / "roc.png").stat().st_size > 10_000
     page = (out / "report.html").read_text()
