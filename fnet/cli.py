@@ -73,7 +73,7 @@ def _load(model: str, device: str = "auto", precision: str = "auto", info_only: 
     try:
         return model_info(model) if info_only else load_model(model, device=device, precision=precision)
     except (CheckpointError, PretrainedError, ValueError) as err:
-        fail(str(err))
+        fail(err)
 
 
 @app.command()
@@ -141,7 +141,7 @@ def demo(
     try:
         rows = run_demo(embedder, _aligner(device, 20, "crop", 32, embedder.info.input_size, "center"))
     except DemoDataMissing as err:
-        fail(str(err))
+        fail(err)
     threshold = embedder.info.threshold
     if json_output:
         print_json({"model": embedder.info.name, "threshold": threshold, "note": WHAT_IT_SHOWS, "comparisons": [vars(r) for r in rows]})
@@ -206,7 +206,7 @@ def _aligner(device: str, min_face: int, mode: str, margin: float, size: int, pi
     try:
         detector = FaceDetector(device, DetectorSettings(min_face_size=min_face, max_side=detect_size or None))
     except ValueError as err:
-        fail(str(err))
+        fail(err)
     return Aligner(detector, AlignSettings(size=size, margin=margin, mode=mode, pick=pick))
 
 
@@ -412,7 +412,7 @@ def embed(
     try:
         shard_spec = parse_shard(shard)
     except ValueError as err:
-        fail(str(err))
+        fail(err)
     fallback_crop = _fallback(fallback)
     if fallback_crop and not align_photos:
         fail("--fallback applies to photos: add --align")
@@ -454,7 +454,7 @@ def merge(
     try:
         rows = merge_stores(stores, output)
     except (StoreError, LockedError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{output}: {rows} faces from {len(stores)} stores", highlight=False, markup=False)
 
 
@@ -487,7 +487,7 @@ def index(
     try:
         meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
     except (StoreError, IndexFileError, LockedError) as err:
-        fail(str(err))
+        fail(err)
     meta["seconds"] = round(time.perf_counter() - start, 2)
     if json_output:
         print_json(meta)
@@ -549,7 +549,7 @@ def search(
                     "strangers to the others, would get a name at it"
                 )
     except (IndexFileError, StoreError, ValueError) as err:
-        fail(str(err))
+        fail(err)
     if model is not None and model != meta["model"]:
         fail(f"{index_path}: holds {meta['model']!r} embeddings; a query embedded with {model!r} cannot be compared")
     if not query.exists():
@@ -712,7 +712,7 @@ def cluster(
         try:
             embedded = _embed_folder(source, store_path, embedder, aligner, retry_failed=retry_failed, detect_batch=detect_batch)
         except (StoreError, LockedError) as err:
-            fail(str(err))
+            fail(err)
         failed = embedded.failed
     elif source.is_file():
         store_path = source
@@ -724,7 +724,7 @@ def cluster(
             report, labels = _cluster_with_progress(store_path, output, chosen, recluster)
             written = _cluster_extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}")
     except (StoreError, ClusterError, OutputError, LockedError) as err:
-        fail(str(err))
+        fail(err)
     seconds = round(time.perf_counter() - start, 2)
     if json_output:
         print_json({**vars(report), "seconds": seconds, "output": str(output), "written": written})
