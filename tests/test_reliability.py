@@ -52,7 +52,7 @@ def test_photos_differing_only_by_suffix_or_case_keep_a_crop_each(tmp_path):
 
 def test_a_second_writer_is_refused_naming_the_first(tmp_path):
     """Two real processes embedding into one store: the second is refused at once; the first's store is whole."""
-    photos = lfw_tree(tmp_path / "photos", count=60)
+    photos = lfw_tree(tmp_path / "photos", count=150)  # long enough (10 s here) for the second run to start meanwhile
     store = tmp_path / "faces.h5"
     command = [sys.executable, "-m", "fnet", "embed", str(photos), "-o", str(store), "--align", "--device", "cpu"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -70,7 +70,7 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path):
     assert f"faces.h5: in use by another fnet run (process {first.pid}" in " ".join(second.stderr.split())
     assert first.returncode == 0, first.stderr.read()
     with Store(store) as stored:
-        assert len(stored) == 60 and len(set(stored.paths())) == 60
+        assert len(stored) == 150 and len(set(stored.paths())) == 150
     assert not lock.exists()  # released at the end
 
 
