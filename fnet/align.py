@@ -156,8 +156,8 @@ def align_tree(
 
 def _records(path, image, faces, source: Path, output: Path, stem: Path, settings: AlignSettings, fallback_crop: float | None) -> list[dict]:
     base = {"source": path.relative_to(source).as_posix()}
-    if name_problem(path):  # its crop could be written, but no store could hold its name
-        return [{**base, "status": "error", "reason": name_problem(path)}]
+    if problem := name_problem(path):  # its crop could be written, but no store could hold its name
+        return [{**base, "status": "error", "reason": problem}]
     if isinstance(image, ImageError):
         return [{**base, "status": "error", "reason": image.reason}]
     if not faces and fallback_crop:

@@ -164,9 +164,9 @@ def embed_tree(
         if not retry_failed:
             report.no_face_before = sum(item.rel in faceless for item in todo)
             todo = [item for item in todo if item.rel not in faceless]
-        unnamed = [item for item in todo if name_problem(item.rel)]
-        if unnamed:
-            todo = [item for item in todo if not name_problem(item.rel)]
+        problems = {item.rel: name_problem(item.rel) for item in todo}
+        unnamed = [item for item in todo if problems[item.rel]]
+        todo = [item for item in todo if not problems[item.rel]]
         if on_start:
             on_start(len(todo) + len(unnamed))
 
@@ -192,7 +192,7 @@ def embed_tree(
                 on_item(item, reason)
 
         for item in unnamed:
-            failed(item, name_problem(item.rel), "errors")
+            failed(item, problems[item.rel], "errors")
 
         photos_per_batch = detect_batch if aligner else batch_size
         for batch in photo_batches(todo, photos_per_batch, workers, lambda item: item.path):
