@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 import fnet
-from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
+from fnet.pipeline.aligner import Aligner, AlignSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 import fnet
-from fnet.alignment import align_face, pick_faces
 from fnet.core.detector import FaceDetector
+from fnet.crops import align_face, pick_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data"
 PHOTOS = ["deepface-unit/img11.jpg", "deepface-unit/couple.jpg", "lfw/lfw-deepfunneled/Serena_Williams/Serena_Williams_0001.jpg"]

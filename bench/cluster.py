@@ -31,12 +31,13 @@ import numpy as np
 from synthetic import synthetic, write_synthetic_store
 
 import fnet
-from fnet.align import Aligner, AlignSettings
 from fnet.clustering import METHODS, ClusterSettings, cluster
 from fnet.core.detector import FaceDetector
-from fnet.embed import FALLBACK_CROP, Item, embed_tree, tree_items
 from fnet.evaluation.clustering import bcubed_scores, pairwise_scores
 from fnet.io.store import Store
+from fnet.io.tree import Item, tree_items
+from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline.embed import FALLBACK_CROP, embed_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"

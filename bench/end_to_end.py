@@ -46,7 +46,8 @@ KERNEL = r"""
 import json, sys, time
 from pathlib import Path
 import fnet
-from fnet.align import Aligner, find_images
+from fnet.pipeline.aligner import Aligner
+from fnet.io.tree import find_images
 from fnet.core.detector import FaceDetector
 images = [fnet.load_image(p) for p in find_images(Path(sys.argv[1]))]
 aligner = Aligner(FaceDetector("cpu"))

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from synthetic import synthetic, write_synthetic_store
 
-from fnet.index import IndexParams, auto_params, build_index, load_index, search
 from fnet.io.store import Store
+from fnet.pipeline.index import IndexParams, auto_params, build_index, load_index, search
 
 
 def qps(index, queries: np.ndarray) -> tuple[float, np.ndarray]:

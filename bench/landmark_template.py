@@ -2,7 +2,7 @@
 
 Detects faces in LFW photos with fnet's MTCNN, maps the five landmarks into the
 coordinates of the 160 x 160 crop-mode crop (margin 32), and prints their mean, the values
-of fnet.alignment.TEMPLATE_160. Using it, both alignment modes frame faces alike.
+of fnet.crops.TEMPLATE_160. Using it, both alignment modes frame faces alike.
 
     python bench/landmark_template.py [--images 400]
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import fnet
-from fnet.alignment import crop_region, pick_faces
 from fnet.core.detector import FaceDetector
+from fnet.crops import crop_region, pick_faces
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw/lfw-deepfunneled"
 

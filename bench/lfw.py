@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import fnet
-from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
-from fnet.evaluate import evaluate, read_pairs
 from fnet.evaluation.report import roc_png
+from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline.evaluate import evaluate, read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared/data/lfw"

@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image
 
 import fnet
-from fnet.alignment import pick_faces
 from fnet.core.detector import DetectorSettings, FaceDetector
-from fnet.evaluate import Evaluation, read_pairs
+from fnet.crops import pick_faces
 from fnet.evaluation.metrics import unit_rows
 from fnet.io.images import load_ahead
 from fnet.io.store import Store
+from fnet.pipeline.evaluate import Evaluation, read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared/data/lfw"

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from lfw_reference import IMAGES, LFW, cached_embeddings
 
-from fnet.evaluate import read_pairs
 from fnet.evaluation.metrics import FoldResult, best_threshold, squared_distances, unit_rows
+from fnet.pipeline.evaluate import read_pairs
 
 STRENGTHS = ((0.0, 0.0), (0.25, 1.0), (0.25, 0.1), (0.5, 1.0), (0.5, 0.1))  # (power, eps)
 

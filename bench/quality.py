@@ -17,11 +17,12 @@ import numpy as np
 from PIL import Image
 
 import fnet
-from fnet.align import Aligner, AlignSettings
 from fnet.core.detector import FaceDetector
-from fnet.embed import FALLBACK_CROP, centre_crop
-from fnet.evaluate import Evaluation, read_pairs
+from fnet.crops import centre_crop
 from fnet.io.images import load_ahead
+from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline.embed import FALLBACK_CROP
+from fnet.pipeline.evaluate import Evaluation, read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared/data/lfw"

@@ -61,7 +61,7 @@ def detector():
 
 @pytest.fixture(scope="session")
 def aligner(detector):
-    from fnet.align import Aligner, AlignSettings
+    from fnet.pipeline.aligner import Aligner, AlignSettings
 
     return Aligner(detector, AlignSettings(pick="all"))
 
@@ -77,7 +77,7 @@ def deepface_identities() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def deepface_embeddings(model, aligner, deepface_identities) -> tuple[list[str], np.ndarray]:
     """(file names, embeddings) of the 61 single-person deepface-unit photos, full pipeline."""
-    from fnet.verify import choose_face
+    from fnet.pipeline.verify import choose_face
 
     files = sorted(deepface_identities)
     crops = np.stack([choose_face(DEEPFACE / name, aligner).crop for name in files])

@@ -17,9 +17,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import fnet
-from fnet.align import MANIFEST, Aligner, AlignSettings, align_tree
 from fnet.cli import app
-from fnet.io.manifest import Manifest
+from fnet.io.manifest import MANIFEST, Manifest
+from fnet.pipeline.align import align_tree
+from fnet.pipeline.aligner import Aligner, AlignSettings
 
 PEOPLE = {"Colin_Powell": 3, "Tony_Blair": 3, "Serena_Williams": 2}
 

@@ -60,12 +60,12 @@ def test_bad_checkpoint_path_exits_2_naming_it(tmp_path):
 
 
 def _model_must_not_load(monkeypatch):
-    import fnet.loading
+    import fnet.core.loading
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(fnet.loading, "load_model", refuse)
+    monkeypatch.setattr(fnet.core.loading, "load_model", refuse)
 
 
 def test_bad_inputs_are_refused_before_the_model_loads(monkeypatch, tmp_path):
@@ -110,7 +110,7 @@ def test_json_never_holds_nan():
     import contextlib
     import io
 
-    from fnet.ui import print_json
+    from fnet.cli.output import print_json
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -12,9 +12,9 @@ from conftest import SHARED_DATA
 from PIL import Image
 
 import fnet
-from fnet.alignment import crop_face
 from fnet.core.detector import DetectorSettings, FaceDetector, crop_and_resize, pyramid_scales, suppress
 from fnet.core.resize import area_resize
+from fnet.crops import crop_face
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["images"]
 

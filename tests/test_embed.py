@@ -13,13 +13,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import fnet
-from fnet.align import Aligner, align_tree
 from fnet.cli import app
 from fnet.core.checkpoint import save_checkpoint
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
-from fnet.embed import embed_tree, parse_shard
 from fnet.io.store import Store, StoreError, merge_stores
+from fnet.pipeline.align import align_tree
+from fnet.pipeline.aligner import Aligner
+from fnet.pipeline.embed import embed_tree, parse_shard
 
 PEOPLE = {"Colin_Powell": 4, "Tony_Blair": 4, "Serena_Williams": 3, "Hugo_Chavez": 3}
 

@@ -9,7 +9,7 @@ from conftest import LFW, SHARED_DATA
 from typer.testing import CliRunner
 
 from fnet.cli import app
-from fnet.evaluate import read_pairs
+from fnet.pipeline.evaluate import read_pairs
 
 PAIRS = SHARED_DATA / "lfw" / "pairs.txt"
 

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fnet.cli import app
-from fnet.index import IndexFileError, IndexParams, auto_params, build_index, load_index, search
 from fnet.io.store import Rows, write_store
+from fnet.pipeline.index import IndexFileError, IndexParams, auto_params, build_index, load_index, search
 
 ATTRS = {"model": "facenet-casia", "embedding_dim": 64, "normalization": "fixed", "threshold": 1.17, "dtype": "float32", "root": ""}
 

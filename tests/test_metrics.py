@@ -101,7 +101,7 @@ def test_roc_auc_and_eer_by_hand():
 
 
 def test_mean_subtraction_uses_only_training_folds():
-    from fnet.evaluate import Evaluation
+    from fnet.evaluation.verification import Evaluation
 
     rng = np.random.default_rng(5)
     offset = np.r_[3.0, np.zeros(7)]  # a dataset-wide offset that hides the identity signal

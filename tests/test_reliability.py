@@ -76,10 +76,11 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path):
 
 def test_every_writer_takes_the_lock(tmp_path, model):
     """In-process too: while a store, an index, an align or cluster folder is held, each stage refuses it."""
-    from fnet.align import Aligner, align_tree
     from fnet.core.detector import FaceDetector
-    from fnet.embed import embed_tree
-    from fnet.index import build_index
+    from fnet.pipeline.align import align_tree
+    from fnet.pipeline.aligner import Aligner
+    from fnet.pipeline.embed import embed_tree
+    from fnet.pipeline.index import build_index
 
     photos = lfw_tree(tmp_path / "photos", count=3)
     store = tmp_path / "faces.h5"
@@ -98,9 +99,9 @@ def test_every_writer_takes_the_lock(tmp_path, model):
 
 def test_a_killed_embed_keeps_all_but_the_last_minutes_work(tmp_path, model):
     """Parts are saved by time as well as by count: a kill -9 loses at most part_seconds of work."""
-    from fnet.align import Aligner
     from fnet.core.detector import FaceDetector
-    from fnet.embed import embed_tree
+    from fnet.pipeline.aligner import Aligner
+    from fnet.pipeline.embed import embed_tree
 
     photos = lfw_tree(tmp_path / "photos", people=("George_W_Bush", "Colin_Powell"), count=50)
     straight = tmp_path / "straight.h5"
@@ -108,8 +109,8 @@ def test_a_killed_embed_keeps_all_but_the_last_minutes_work(tmp_path, model):
 
     killed = tmp_path / "killed.h5"
     child = (
-        "import sys; from fnet.align import Aligner; from fnet.core.detector import FaceDetector; "
-        "from fnet.embed import embed_tree; from fnet.loading import load_model; "
+        "import sys; from fnet.pipeline.aligner import Aligner; from fnet.core.detector import FaceDetector; "
+        "from fnet.pipeline.embed import embed_tree; from fnet.core.loading import load_model; "
         "embed_tree(sys.argv[1], sys.argv[2], load_model(device='cpu'), Aligner(FaceDetector('cpu')), "
         "batch_size=8, part_seconds=0.2)"  # a large part_size (4,096) would never fill before the kill
     )
@@ -185,8 +186,8 @@ def test_a_cluster_run_killed_between_its_two_files_does_not_break_the_next(tmp_
     """clusters.csv written, clusters.json not (the kill): the next run starts from the last complete run."""
     from test_index import clustered, make_store
 
-    from fnet.cluster import cluster_store
     from fnet.clustering import output
+    from fnet.pipeline.cluster import cluster_store
 
     embeddings, _ = clustered(300, 20)
     make_store(tmp_path / "s.h5", embeddings[:200])

@@ -255,7 +255,7 @@ def test_cli_train_writes_a_usable_model_and_curves(face_tree, tmp_path):
 def test_an_unreadable_training_face_is_named_and_replaced(face_tree, tmp_path):
     import shutil
 
-    from fnet.embed import tree_items
+    from fnet.io.tree import tree_items
     from fnet.training.data import FaceFolder
 
     root = tmp_path / "faces"

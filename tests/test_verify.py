@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fnet.cli import app
-from fnet.verify import VerifyError, choose_face, verify
+from fnet.pipeline.verify import VerifyError, choose_face, verify
 
 runner = CliRunner()
 

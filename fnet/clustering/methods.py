@@ -14,6 +14,7 @@ import numpy as np
 
 from fnet.clustering.graph import chinese_whispers, connected_components
 from fnet.clustering.knn import graph_edges, knn_graph
+from fnet.errors import FnetError
 
 DENSE_MAX_ROWS = 30_000  # agglomerative / HDBSCAN hold an N x N distance matrix
 KMEANS_RESTARTS = 10  # as scikit-learn's n_init: one k-means++ start finds the best grouping only now and then
@@ -29,7 +30,7 @@ class ClusterSettings:
     seed: int = 0
 
 
-class ClusterError(ValueError):
+class ClusterError(FnetError, ValueError):
     """Settings or data a method cannot work with."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from fnet import __version__
 from fnet.clustering.methods import cluster_members
+from fnet.errors import FnetError
 from fnet.io.atomic import atomic_path
 from fnet.io.store import Store
 
@@ -25,7 +26,7 @@ CSV, JSON, PEOPLE = "clusters.csv", "clusters.json", "people"
 FOLDER_MODES = ("none", "links", "crops")
 
 
-class OutputError(ValueError):
+class OutputError(FnetError, ValueError):
     """An output folder that does not belong to the store being clustered."""
 
 

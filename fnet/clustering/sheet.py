@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fnet.align import MANIFEST
 from fnet.clustering.methods import cluster_members
 from fnet.io.images import ImageError, load_ahead
+from fnet.io.manifest import MANIFEST
 from fnet.io.store import Store
 from fnet.io.thumbnails import face_picture, thumbnail_uri
 

@@ -14,12 +14,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fnet.core.info import ModelInfo
+from fnet.errors import FnetError
 from fnet.io.atomic import atomic_path
 
 METADATA_KEY = "fnet"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FnetError, ValueError):
     """A checkpoint file that cannot be used, with the path and the reason."""
 
 

@@ -22,6 +22,7 @@ from fnet.core.device import configure_cpu_threads, resolve_device
 from fnet.core.models.mtcnn import ONet, PNet, RNet
 from fnet.core.pretrained import mtcnn_weights
 from fnet.core.resize import AreaPyramid
+from fnet.errors import SettingsError
 from fnet.face import DETECT_SIZE, Face
 
 
@@ -42,9 +43,9 @@ class DetectorSettings:
 
     def __post_init__(self):
         if self.min_face_size < 1:
-            raise ValueError(f"the smallest face must be at least 1 pixel, not {self.min_face_size}")
+            raise SettingsError(f"the smallest face must be at least 1 pixel, not {self.min_face_size}")
         if self.max_side is not None and self.max_side < 48:
-            raise ValueError(f"the detection size must be at least 48 pixels (or none), not {self.max_side}")
+            raise SettingsError(f"the detection size must be at least 48 pixels (or none), not {self.max_side}")
 
 
 def downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float, float]:
@@ -189,7 +190,7 @@ class FaceDetector:
     def _normalized(self, image: np.ndarray) -> torch.Tensor:
         """H x W x 3 uint8 -> (3, H, W) float in [-1, 1], a view of HWC memory (what the pyramid reads)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"images must be H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
+            raise SettingsError(f"images must be H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
         tensor = torch.from_numpy(np.array(image, copy=not image.flags.writeable)).to(self.device)
         return tensor.float().sub_(127.5).div_(128.0).permute(2, 0, 1)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from fnet.errors import SettingsError
+
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -26,14 +28,14 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from err
+        raise SettingsError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} asked for, but this torch build sees no CUDA GPU")
+            raise SettingsError(f"device {spec!r} asked for, but this torch build sees no CUDA GPU")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise SettingsError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for, but MPS is not available")
+        raise SettingsError("device 'mps' asked for, but MPS is not available")
     return device
 
 
@@ -44,7 +46,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     on GPUs that support it, else fp16.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        raise SettingsError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
         return None
     if precision == "fp16":
@@ -94,7 +96,7 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     if threads is None and "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
     if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1, not {threads}")
+        raise SettingsError(f"threads must be at least 1, not {threads}")
     torch.set_num_threads(threads or available_cpus())
     return torch.get_num_threads()
 

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from fnet import __version__
+from fnet.errors import SettingsError
 
 NORMALIZATIONS = ("fixed", "prewhiten")
 
@@ -32,13 +33,13 @@ class ModelInfo:
     def __post_init__(self) -> None:
         # checkpoints come from other people: every field is checked before anything trusts it
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
+            raise SettingsError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
         if not (isinstance(self.embedding_dim, int) and 0 < self.embedding_dim <= 65536):
-            raise ValueError(f"embedding_dim must be a whole number from 1 to 65,536, not {self.embedding_dim!r}")
+            raise SettingsError(f"embedding_dim must be a whole number from 1 to 65,536, not {self.embedding_dim!r}")
         if not (isinstance(self.input_size, int) and 16 <= self.input_size <= 4096):
-            raise ValueError(f"input_size must be a whole number of pixels from 16 to 4,096, not {self.input_size!r}")
+            raise SettingsError(f"input_size must be a whole number of pixels from 16 to 4,096, not {self.input_size!r}")
         if not (isinstance(self.threshold, int | float) and 0 < self.threshold < 4):
-            raise ValueError(
+            raise SettingsError(
                 f"threshold must be a squared L2 distance between unit vectors, above 0 and below 4, not {self.threshold!r} "
                 "(at 4 or more every pair of faces would be called the same person)"
             )

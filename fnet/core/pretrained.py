@@ -19,11 +19,12 @@ import torch
 
 from fnet.core.checkpoint import CheckpointError, read_info, read_metadata, save_checkpoint, save_weights
 from fnet.core.info import ModelInfo
+from fnet.errors import FnetError
 
 DEFAULT_MODEL = "facenet-casia"
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(FnetError, RuntimeError):
     """Pretrained weights that cannot be provided, with what to do about it."""
 
 

@@ -18,6 +18,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fnet.errors import FnetError
+
 DEFAULT_MAX_PIXELS = 120_000_000  # 11k x 11k; larger is almost certainly not a photo
 IMAGE_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm",
@@ -25,7 +27,7 @@ IMAGE_SUFFIXES = frozenset({
 })
 
 
-class ImageError(ValueError):
+class ImageError(FnetError, ValueError):
     """A file that cannot be used as a photo. ``str()`` is one line: 'path: reason'."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -17,8 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from fnet.errors import FnetError
 
-class LockedError(RuntimeError):
+
+class LockedError(FnetError, RuntimeError):
     """Another process is writing there. ``str()`` names the path and the holder."""
 
     def __init__(self, path: Path, holder: dict):

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Self
 
+MANIFEST = "manifest.jsonl"  # the file name a stage's log has in its output folder
+
 
 class Manifest:
     def __init__(self, path: str | os.PathLike):

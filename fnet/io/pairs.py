@@ -7,6 +7,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from fnet.errors import FnetError
+
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
@@ -16,7 +18,7 @@ class Pair:
     fold: int
 
 
-class PairsError(ValueError):
+class PairsError(FnetError, ValueError):
     pass
 
 

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from fnet import __version__
+from fnet.errors import FnetError
 from fnet.io.atomic import atomic_path
 from fnet.io.lock import exclusive
 
@@ -33,7 +34,7 @@ CHUNK_ROWS = 1024
 STRING = h5py.string_dtype("utf-8")
 
 
-class StoreError(ValueError):
+class StoreError(FnetError, ValueError):
     """A store that cannot be used as asked, naming the file and the reason."""
 
 

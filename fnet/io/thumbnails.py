@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from fnet.alignment import crop_face
+from fnet.crops import crop_face
 
 
 def thumbnail_uri(image: np.ndarray, size: int = 112) -> str:

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fnet.embed import Item, tree_items
+from fnet.errors import SettingsError
 from fnet.io.images import ImageError, load_image
+from fnet.io.tree import Item, tree_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class FaceFolder(torch.utils.data.Dataset):
     def from_tree(cls, root: Path, size: int, augment: Augment | None = None) -> FaceFolder:
         items = [item for item in tree_items(root) if item.label]
         if not items:
-            raise ValueError(f"{root}: no faces in identity folders (expected {root}/PERSON/FACE.png from `fnet align`)")
+            raise SettingsError(f"{root}: no faces in identity folders (expected {root}/PERSON/FACE.png from `fnet align`)")
         return cls(items, size, augment)
 
     def __len__(self) -> int:

@@ -26,11 +26,12 @@ from fnet.core.device import autocast, autocast_dtype, prefers_channels_last, re
 from fnet.core.embedder import Embedder, standardize
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
-from fnet.embed import tree_items
+from fnet.errors import SettingsError
 from fnet.evaluation.metrics import best_threshold, kfold_accuracy, val_at_far
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError
 from fnet.io.lock import exclusive
+from fnet.io.tree import tree_items
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import triplet_loss
 from fnet.training.miners import FALLBACKS, STRATEGIES, mine
@@ -84,11 +85,11 @@ class TrainConfig:
             ("train_layers", self.train_layers, ("all", "last")), ("pick", self.pick, ("random", "hardest")),
         ):
             if value not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {value!r}")
+                raise SettingsError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {value!r}")
         if self.gather and self.compatible_with:
-            raise ValueError("--gather and --compatible-with cannot be combined")
+            raise SettingsError("--gather and --compatible-with cannot be combined")
         if self.identities < 2 or self.per_identity < 2:
-            raise ValueError("batches need at least 2 identities with at least 2 faces each")
+            raise SettingsError("batches need at least 2 identities with at least 2 faces each")
 
 
 @dataclasses.dataclass
@@ -128,7 +129,7 @@ def _initial_model(c: TrainConfig) -> tuple[torch.nn.Module, ModelInfo]:
         return module, info
     path = pretrained_checkpoint(c.pretrained) if c.init == "pretrained" else Path(c.init)
     if c.init == "pretrained" and not is_pretrained_name(c.pretrained):
-        raise ValueError(f"unknown pretrained model {c.pretrained!r} (see `fnet models`)")
+        raise SettingsError(f"unknown pretrained model {c.pretrained!r} (see `fnet models`)")
     state, info = load_checkpoint(path)
     module = create_model(info.architecture, embedding_dim=info.embedding_dim)
     module.load_state_dict(state)
@@ -253,14 +254,14 @@ class Trainer:
         self.optimizer = _optimizer(c, [p for p in self.module.parameters() if p.requires_grad])
         self.old = None
         if c.compatible_with:
-            from fnet.loading import load_model
+            from fnet.core.loading import load_model
 
             self.old = load_model(c.compatible_with, device=self.device)
             if self.old.info.embedding_dim != self.info.embedding_dim:
-                raise ValueError(f"{c.compatible_with}: {self.old.info.embedding_dim}-D embeddings; the new model makes {self.info.embedding_dim}-D")
+                raise SettingsError(f"{c.compatible_with}: {self.old.info.embedding_dim}-D embeddings; the new model makes {self.info.embedding_dim}-D")
         items = [item for item in tree_items(Path(c.data)) if item.label]
         if not items:
-            raise ValueError(f"{c.data}: no faces in identity folders (expected {c.data}/PERSON/FACE.png from `fnet align`)")
+            raise SettingsError(f"{c.data}: no faces in identity folders (expected {c.data}/PERSON/FACE.png from `fnet align`)")
         train_items, held_items = split_identities(items, c.held_out, c.seed)
         self.train_set = FaceFolder(train_items, self.info.input_size, Augment() if c.augment else None)
         self.held_set = FaceFolder(held_items, self.info.input_size)
@@ -283,7 +284,7 @@ class Trainer:
         before, now = info.training, dataclasses.asdict(self.c)
         changed = [k for k in now if k not in RESUMABLE_CHANGES and k in before and before[k] != now[k]]
         if changed:
-            raise ValueError(
+            raise SettingsError(
                 f"{self.out} holds a run with other settings ("
                 + ", ".join(f"--{k.replace('_', '-')} {before[k]} there, {now[k]} now" for k in changed)
                 + "): pass the same settings to resume it, or another --output for a new run"

@@ -17,6 +17,7 @@ import dataclasses
 
 import torch
 
+from fnet.errors import SettingsError
 from fnet.training.losses import pairwise_squared_distances
 
 STRATEGIES = ("semihard", "hard", "all", "curriculum")
@@ -116,7 +117,7 @@ def mine(
         elif strategy == "all":
             triplets = all_triplets(distances, labels, margin)
         else:
-            raise ValueError(f"unknown mining strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+            raise SettingsError(f"unknown mining strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
         positive, _ = _pair_masks(labels)
         pairs = int(positive.sum())
         d_ap = distances[triplets[:, 0], triplets[:, 1]]

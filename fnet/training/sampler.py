@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from fnet.errors import SettingsError
+
 
 class IdentityBalancedSampler:
     def __init__(self, labels: Sequence[str], identities: int, per_identity: int, extra: int = 0, seed: int = 0,
@@ -19,13 +21,13 @@ class IdentityBalancedSampler:
             groups[label].append(row)
         self.groups = [np.array(rows) for rows in groups.values() if len(rows) >= 2]
         if len(self.groups) < 2:
-            raise ValueError("training needs at least two identities with two or more faces each")
+            raise SettingsError("training needs at least two identities with two or more faces each")
         self.rows = len(labels)
         self.identities = min(identities, len(self.groups))
         self.per_identity, self.extra, self.seed, self.start = per_identity, extra, seed, start
         self.rank, self.world = rank, world
         if self.size % world:
-            raise ValueError(f"a batch of {self.size} faces does not split evenly over {world} processes")
+            raise SettingsError(f"a batch of {self.size} faces does not split evenly over {world} processes")
 
     def batch(self, number: int) -> list[int]:
         """Batch `number` of the run: the whole global batch, the same on every process."""

@@ -1,7 +1,7 @@
-"""The align stage: photos -> aligned face crops at the model's input size, with a manifest.
+"""The align stage: ``align_tree`` runs an ``Aligner`` over a folder tree, resumably.
 
-``Aligner`` turns decoded photos into crops (detect, pick, crop or warp); ``align_tree``
-runs it over a directory tree, resumably: ``person/img.jpg`` -> ``OUT/person/img.png``.
+``person/img.jpg`` -> ``OUT/person/img.png`` (or ``img_face0.png``, ... for every face), with
+a manifest line per photo saying what became of it.
 """
 
 from __future__ import annotations
@@ -13,46 +13,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fnet.alignment import align_face, centre_box, centre_crop, pick_faces
-from fnet.core.detector import FaceDetector
-from fnet.face import Face
+from fnet.crops import centre_box, centre_crop
 from fnet.io.atomic import atomic_path, remove_leftovers
-from fnet.io.images import ImageError, is_image_path, name_problem, photo_batches
+from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.manifest import Manifest
-
-MANIFEST = "manifest.jsonl"
-
-
-@dataclasses.dataclass(frozen=True)
-class AlignSettings:
-    size: int = 160
-    margin: float = 32
-    mode: str = "crop"  # or "similarity"
-    pick: str = "center"  # or "largest", "all"
-
-
-@dataclasses.dataclass
-class AlignedFace:
-    index: int  # the face's number in its photo, left to right from 0
-    face: Face
-    crop: np.ndarray
-
-
-class Aligner:
-    """Photos -> aligned crops of the faces chosen by ``settings.pick``."""
-
-    def __init__(self, detector: FaceDetector, settings: AlignSettings = AlignSettings()):
-        self.detector = detector
-        self.settings = settings
-
-    def align(self, images: list[np.ndarray]) -> list[list[AlignedFace]]:
-        s = self.settings
-        out = []
-        for image, faces in zip(images, self.detector.detect(images)):
-            chosen = pick_faces(faces, image.shape, s.pick)
-            out.append([AlignedFace(i, faces[i], align_face(image, faces[i], s.mode, s.size, s.margin)) for i in chosen])
-        return out
+from fnet.io.manifest import MANIFEST, Manifest
+from fnet.io.tree import find_images
+from fnet.pipeline.aligner import Aligner, AlignSettings
 
 
 @dataclasses.dataclass
@@ -68,14 +35,6 @@ class AlignReport:
     @property
     def failed(self) -> bool:
         return bool(self.no_face or self.errors or self.failed_before)
-
-
-def find_images(root: Path) -> list[Path]:
-    """Image files under root, sorted, skipping hidden files and folders."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
 
 
 def crop_stems(paths: list[Path], root: Path) -> dict[Path, Path]:

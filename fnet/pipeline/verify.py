@@ -1,4 +1,9 @@
-"""The verify stage: two photos (or aligned crops) -> same person or not, with the distance."""
+"""The verify stage: two photos (or aligned crops) -> same person or not, with the distance.
+
+``verify_photos(pipeline, a, b)`` is the whole of it (``fnet.verify`` and ``fnet verify``):
+both photos are decoded first, so a bad file fails before any weights load, and the weights
+load in the background while the faces are found.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from fnet.alignment import align_face, pick_faces
+from fnet.crops import align_face, pick_faces
+from fnet.errors import FnetError, SettingsError
 from fnet.face import Face
 from fnet.io.images import load_image
 
 if TYPE_CHECKING:  # torch loads with the model, not with this module
-    from fnet.align import Aligner
     from fnet.core.embedder import Embedder
+    from fnet.pipeline.aligner import Aligner
+    from fnet.pipeline.build import Pipeline
+
+Photo = str | Path | np.ndarray  # a file, or an H x W x 3 uint8 RGB array
 
 
-class VerifyError(ValueError):
+class VerifyError(FnetError, ValueError):
     """A photo that cannot be verified (no face, no such face number, not a crop). ``str()``: 'path: reason'."""
 
     def __init__(self, path: str | Path, reason: str):
@@ -103,3 +112,37 @@ def verify(
     emb = model.embed(np.stack([a.crop, b.crop]), flip=flip)
     distance = float(((emb[0] - emb[1]) ** 2).sum())
     return Verdict(distance, model.info.threshold if threshold is None else threshold, a, b)
+
+
+def verify_photos(
+    pipeline: Pipeline,
+    a: Photo,
+    b: Photo,
+    face_a: int | None = None,
+    face_b: int | None = None,
+    aligned: bool = False,
+    threshold: float | None = None,
+    flip: bool = False,
+) -> Verdict:
+    """Are the people in photos a and b the same? face_a / face_b pick a face (left to right from 0).
+
+    aligned: a and b are aligned crops already (no detection). threshold: squared L2 at or
+    under which it is the same person (default: the model's).
+    """
+    if threshold is not None and not 0 <= threshold <= 4:
+        raise SettingsError(f"--threshold {threshold:g}: a squared L2 distance between unit vectors, from 0 to 4")
+    names = [photo_name(photo, side) for photo, side in ((a, "a"), (b, "b"))]
+    images = [photo if isinstance(photo, np.ndarray) else load_image(photo) for photo in (a, b)]
+    pipeline.preload()  # the weights load while the faces are found (a cold start's biggest cost)
+    aligner = pipeline.aligner("all")
+    chosen = [choose_face(name, aligner, number, aligned, image) for name, number, image in zip(names, (face_a, face_b), images)]
+    return verify(*chosen, pipeline.embedder, threshold, flip)
+
+
+def photo_name(photo: Photo, fallback: str) -> str:
+    """How errors and results name a photo: its path, or 'array <fallback>' for an array."""
+    if isinstance(photo, np.ndarray):
+        if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+            raise SettingsError(f"photo {fallback}: an array must be H x W x 3 uint8 RGB, not {photo.shape} {photo.dtype}")
+        return f"array {fallback}"
+    return str(photo)

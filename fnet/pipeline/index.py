@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fnet import __version__
+from fnet.errors import FnetError
 from fnet.io.atomic import atomic_path
 from fnet.io.lock import exclusive
 from fnet.io.store import Store, StoreError
@@ -27,7 +28,7 @@ TRAIN_POINTS_PER_CELL = 64  # k-means sample: enough for stable cells, seconds o
 PQ_MIN_ROWS = 39 * 256  # FAISS's floor for training 8-bit codebooks (256 centroids x 39 points)
 
 
-class IndexFileError(ValueError):
+class IndexFileError(FnetError, ValueError):
     """An index that cannot be built, loaded or queried as asked."""
 
 

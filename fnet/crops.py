@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from fnet.errors import SettingsError
 from fnet.face import Face
 
 PICKS = ("center", "largest", "all")
@@ -29,7 +30,7 @@ def pick_faces(faces: Sequence[Face], image_shape: tuple[int, ...], pick: str = 
     bystander at the edge does not. 'largest' keeps the largest box; 'all' keeps every face.
     """
     if pick not in PICKS:
-        raise ValueError(f"pick must be one of {PICKS}, not {pick!r}")
+        raise SettingsError(f"pick must be one of {PICKS}, not {pick!r}")
     if not faces:
         return []
     if pick == "all":
@@ -113,4 +114,4 @@ def align_face(image: np.ndarray, face: Face, mode: str = "crop", size: int = 16
         return crop_face(image, face.box, size, margin)
     if mode == "similarity":
         return warp_face(image, face.landmarks, size)
-    raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    raise SettingsError(f"mode must be one of {MODES}, not {mode!r}")

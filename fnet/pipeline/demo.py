@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from fnet.align import Aligner
-from fnet.core.embedder import Embedder
+from fnet.errors import FnetError
 from fnet.io.images import load_image
+from fnet.pipeline.build import Pipeline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ WHAT_IT_SHOWS = (
 )
 
 
-class DemoDataMissing(RuntimeError):
+class DemoDataMissing(FnetError, RuntimeError):
     pass
 
 
@@ -84,11 +84,13 @@ def photo_path(photo: Photo) -> Path:
     return path
 
 
-def run_demo(model: Embedder, aligner: Aligner) -> list[Comparison]:
+def run_demo(pipeline: Pipeline) -> list[Comparison]:
     """Every altered photo against the original (same person), and every Hopper photo against Collins.
 
     Each photo goes through the whole pipeline: face detection, alignment, embedding.
     """
+    pipeline.preload()
+    aligner = pipeline.aligner("center")
     hopper, collins = (load_image(photo_path(p)) for p in PHOTOS)
     photos = {"Grace Hopper": hopper}
     photos.update({f"Grace Hopper, {name}": np.asarray(change(Image.fromarray(hopper))) for name, change in ALTERATIONS.items()})
@@ -98,6 +100,7 @@ def run_demo(model: Embedder, aligner: Aligner) -> list[Comparison]:
         if not faces:
             raise DemoDataMissing(f"no face found in the demo photo '{name}'")
         crops.append(faces[0].crop)
+    model = pipeline.embedder
     emb = dict(zip(photos, model.embed(np.stack(crops))))
 
     def compare(first: str, second: str, same: bool) -> Comparison:

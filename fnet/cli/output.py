@@ -1,4 +1,8 @@
-"""Console helpers shared by the commands: one console, one-line errors, progress bars, JSON."""
+"""What every command prints, in one place: results (a table or text, or JSON under --json), one-line
+errors (JSON too under --json), warnings and notes on stderr, and progress bars with true rates.
+
+User-supplied strings (paths, names) are never rendered as markup: a file named '[red]' prints as is.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +56,16 @@ def json_mode(enabled: bool | None) -> bool:
     global _json_mode
     _json_mode = bool(enabled)
     return bool(enabled)
+
+
+def result(data: Any, human: Any = None) -> None:
+    """A command's result: `data` as JSON under --json; else `human`, a rich renderable or plain text (no markup)."""
+    if _json_mode:
+        print_json(data)
+    elif isinstance(human, str):
+        console.print(Text(printable(human)), highlight=False, soft_wrap=True)
+    elif human is not None:
+        console.print(human)
 
 
 def fail(problem: str | Exception, code: int = 2) -> NoReturn:

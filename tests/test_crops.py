@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA
 
 import fnet
-from fnet.alignment import TEMPLATE_160, crop_face, crop_region, pick_faces, similarity_transform, warp_face
+from fnet.crops import TEMPLATE_160, crop_face, crop_region, pick_faces, similarity_transform, warp_face
 from fnet.face import Face
 
 

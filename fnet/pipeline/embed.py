@@ -16,47 +16,23 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fnet.align import MANIFEST, Aligner, find_images
-from fnet.alignment import centre_crop
-from fnet.core.embedder import Embedder
+from fnet.crops import centre_crop
+from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.manifest import Manifest
 from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
+from fnet.io.tree import NO_BOX, Item, tree_items
 
-NO_BOX = (np.nan,) * 4
+if TYPE_CHECKING:  # torch loads with the model, not with this module
+    from fnet.core.embedder import Embedder
+    from fnet.pipeline.aligner import Aligner
+
 FALLBACK_CROP = 0.7  # no face detected: the centre 70 % of the photo (where LFW's faces are)
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    path: Path  # file to read
-    rel: str  # stored path, relative to the root
-    label: str  # identity: the top folder, "" at the root
-    box: tuple[float, float, float, float] = NO_BOX
-
-
-def _label(rel: str) -> str:
-    parts = rel.split("/")
-    return parts[0] if len(parts) > 1 else ""
-
-
-def tree_items(root: Path) -> list[Item]:
-    """The crops or photos under root; an aligned tree's manifest supplies the face boxes."""
-    root = Path(root)
-    boxes = {}
-    if (root / MANIFEST).is_file():
-        with Manifest(root / MANIFEST) as manifest:
-            boxes = {r["output"]: tuple(r["box"]) for r in manifest.records if r["status"] == "ok"}
-    items = []
-    for path in find_images(root):
-        rel = path.relative_to(root).as_posix()
-        items.append(Item(path, rel, _label(rel), boxes.get(rel, NO_BOX)))
-    return items
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -64,9 +40,9 @@ def parse_shard(spec: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like i/n, e.g. 0/4, not {spec!r}") from None
+        raise SettingsError(f"--shard must look like i/n, e.g. 0/4, not {spec!r}") from None
     if not 0 <= index < count:
-        raise ValueError(f"--shard {spec}: i must be in 0..n-1")
+        raise SettingsError(f"--shard {spec}: i must be in 0..n-1")
     return index, count
 
 

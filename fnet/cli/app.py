@@ -1,0 +1,73 @@
+"""The Typer application, its root options, and ``main`` (the ``fnet`` entry point)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from fnet import __version__
+from fnet.cli.errors import reported
+from fnet.cli.output import console, fail, json_mode
+
+app = typer.Typer(
+    name="fnet",
+    help="Face recognition with FaceNet embeddings: detect and align faces, embed them, verify, search and cluster.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: flags read as flags, paragraphs reflow to the terminal width
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def command(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Register a command under its function's name, with the error map applied."""
+    app.command(function.__name__.rstrip("_"))(reported(function))
+    return function
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=(
+        "CPU threads for the networks (default: the CPUs this process may use, affinity and container quota "
+        "included; or $FNET_THREADS). On a machine busy with other work, 1 is often faster."
+    ))] = None,
+) -> None:
+    """Face recognition with FaceNet embeddings."""
+    json_mode(False)  # a command's --json sets it again
+    if threads is not None:
+        os.environ["FNET_THREADS"] = str(threads)
+
+
+def main() -> None:
+    """The `fnet` entry point. Under --json, usage errors (unknown option, bad value) answer in JSON too."""
+    import fnet.cli.commands  # noqa: F401 (registers every command)
+
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as stop:
+        code = stop.exit_code
+    except Exception as err:
+        if not hasattr(err, "format_message"):  # not a usage error: a real bug, keep its traceback
+            raise
+        json_mode(True)
+        try:
+            fail(err.format_message(), getattr(err, "exit_code", 2))
+        except typer.Exit as stop:
+            code = stop.exit_code
+    sys.exit(code or 0)

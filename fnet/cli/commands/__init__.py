@@ -1,0 +1,8 @@
+"""One module per command; importing this package registers them all on fnet.cli.app.app, in help order."""
+
+import importlib
+
+COMMANDS = ("models", "demo", "faces", "verify", "align", "embed", "merge", "index", "search", "cluster", "evaluate", "train")
+
+for _name in COMMANDS:
+    importlib.import_module(f"fnet.cli.commands.{_name}")

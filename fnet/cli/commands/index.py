@@ -1,0 +1,42 @@
+"""`fnet index`: a FAISS index over an embeddings store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fnet.cli.app import command
+from fnet.cli.options import JsonOption, check_output
+from fnet.cli.output import result
+from fnet.errors import SettingsError
+
+
+@command
+def index(
+    store: Annotated[Path, typer.Argument(help="An HDF5 store made by `fnet embed`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The FAISS index file (metadata goes to OUTPUT.json).")],
+    kind: Annotated[str, typer.Option(help="flat (exact), ivf, ivfpq (compressed) or hnsw (graph).")] = "flat",
+    nlist: Annotated[int, typer.Option(help="IVF cells (0: about 4 sqrt(N)).")] = 0,
+    nprobe: Annotated[int, typer.Option(help="IVF cells searched per query (0: automatic).")] = 0,
+    add: Annotated[bool, typer.Option("--add", help="Extend the existing index with the store's new rows.")] = False,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Build on the GPU (needs faiss-gpu: pip install 'fnet[gpu]').")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a FAISS index over an embeddings store for fast k-NN search.
+
+    `flat` is exact and needs no training; `ivf`, `ivfpq` and `hnsw` are approximate and
+    much faster on large collections (see docs/search.md for measured recall and speed).
+    Index ids are the store's row numbers. The index is written atomically.
+    """
+    from fnet.pipeline.index import KINDS, IndexParams, build_index
+
+    check_output(output, folder=False)
+    if kind not in KINDS:
+        raise SettingsError(f"--kind must be one of {', '.join(KINDS)}")
+    start = time.perf_counter()
+    meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
+    meta["seconds"] = round(time.perf_counter() - start, 2)
+    result(meta, f"{output}: {meta['kind']} index of {meta['rows']} faces ({meta['model']}) in {meta['seconds']} s")

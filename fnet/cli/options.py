@@ -1,0 +1,65 @@
+"""Options shared by several commands, declared once, and the checks they get before any model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fnet.cli.output import json_mode
+from fnet.core.detectors import DETECTORS
+from fnet.errors import SettingsError
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="A pretrained model name (see `fnet models`) or an fnet checkpoint file.")
+]
+DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print machine-readable JSON instead of a table (errors too: {error, path, reason}).",
+    callback=json_mode, is_eager=True,
+)]
+FlipOption = Annotated[bool, typer.Option("--flip", help=(
+    "Also embed each face's mirror image and average the two (test-time augmentation; "
+    "on LFW it did not help the pretrained model, see docs/evaluate.md)."
+))]
+DetectorOption = Annotated[str, typer.Option("--detector", help=f"Face detector: {DETECTORS.describe()}.")]
+MinFaceOption = Annotated[int, typer.Option("--min-face", min=1, help="Smallest face to find, in pixels (MTCNN's pyramid starts there).")]
+RetryFacelessOption = Annotated[
+    bool, typer.Option("--retry-failed", help="Detect again the photos in which an earlier run found no face (they are skipped otherwise).")
+]
+ModeOption = Annotated[
+    str, typer.Option(help="crop: detector box + margin, as the pretrained model was evaluated; similarity: 5-point warp to a template.")
+]
+MarginOption = Annotated[float, typer.Option(min=0, help="Margin around the box, in pixels of the output crop (crop mode).")]
+FallbackOption = Annotated[str, typer.Option(help=(
+    "none: a photo without a detected face gives no crop (it is reported); whole: its centred square (all of the "
+    "shorter side) is taken as the face, for photos that are tight face crops already (e.g. Extended Yale B)."
+))]
+DetectBatchOption = Annotated[int, typer.Option("--detect-batch", min=1, help="Photos per detector pass (memory grows with it on large photos).")]
+DetectSizeOption = Annotated[int, typer.Option("--detect-size", min=0, help=(
+    "Photos longer than this (pixels) are searched for faces on a downscaled copy, and cropped from the full photo: "
+    "a 12 MP photo then costs what a 1 MP one does, but faces under --min-face times the shrink factor are missed "
+    "(79 px in a 12 MP photo at 1024). Raise it, or 0 (full resolution), to find small faces in large photos."
+))]
+FALLBACKS = {"none": None, "whole": 1.0}  # --fallback -> the share of the shorter side cropped
+
+
+def fallback_fraction(name: str) -> float | None:
+    if name not in FALLBACKS:
+        raise SettingsError(f"--fallback must be one of {', '.join(FALLBACKS)}, not {name!r}")
+    return FALLBACKS[name]
+
+
+def check_output(output: Path, folder: bool) -> None:
+    """An output that exists must be of the kind the command writes."""
+    if folder and output.exists() and not output.is_dir():
+        raise SettingsError(f"{output}: exists and is not a folder; -o names the folder to write into")
+    if not folder and output.is_dir():
+        raise SettingsError(f"{output}: is a folder; -o names the file to write (e.g. {output / 'faces.h5'})")
+
+
+def check_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise SettingsError(f"{path}: not a folder")

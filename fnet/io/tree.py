@@ -1,0 +1,47 @@
+"""Folder walking: the photos or crops under a root, each with its stored path and identity label."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fnet.io.images import is_image_path
+from fnet.io.manifest import MANIFEST, Manifest
+
+NO_BOX = (float("nan"),) * 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    path: Path  # file to read
+    rel: str  # stored path, relative to the root
+    label: str  # identity: the top folder, "" at the root
+    box: tuple[float, float, float, float] = NO_BOX
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under root, sorted, skipping hidden files and folders."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def label_of(rel: str) -> str:
+    """The identity of a stored path: its top folder ('' for a file at the root)."""
+    parts = rel.split("/")
+    return parts[0] if len(parts) > 1 else ""
+
+
+def tree_items(root: Path) -> list[Item]:
+    """The crops or photos under root; an aligned tree's manifest supplies the face boxes."""
+    root = Path(root)
+    boxes = {}
+    if (root / MANIFEST).is_file():
+        with Manifest(root / MANIFEST) as manifest:
+            boxes = {r["output"]: tuple(r["box"]) for r in manifest.records if r["status"] == "ok"}
+    items = []
+    for path in find_images(root):
+        rel = path.relative_to(root).as_posix()
+        items.append(Item(path, rel, label_of(rel), boxes.get(rel, NO_BOX)))
+    return items
