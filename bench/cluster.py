@@ -32,11 +32,10 @@ from synthetic import synthetic, write_synthetic_store
 
 import fnet
 from fnet.clustering import METHODS, ClusterSettings, cluster
-from fnet.core.detector import FaceDetector
 from fnet.evaluation.clustering import bcubed_scores, pairwise_scores
 from fnet.io.store import Store
 from fnet.io.tree import Item, tree_items
-from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline import load_pipeline
 from fnet.pipeline.embed import FALLBACK_CROP, embed_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +47,8 @@ def labelled_store(name: str, root: Path, items: list[Item], labels: dict[str, s
     """(embeddings, true identities) of the items, embedded once and cached."""
     path = OUT / f"{name}.h5"
     if not path.exists():
-        aligner = Aligner(FaceDetector("auto"), AlignSettings())
-        embed_tree(root, path, fnet.load_model(), aligner, items=items, fallback_crop=FALLBACK_CROP)
+        pipeline = load_pipeline()
+        embed_tree(root, path, pipeline.embedder, pipeline.aligner(), items=items, fallback_crop=FALLBACK_CROP)
     with Store(path) as store:
         return store.embeddings(), np.array([labels[p] for p in store.paths()])
 

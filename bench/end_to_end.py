@@ -46,11 +46,9 @@ KERNEL = r"""
 import json, sys, time
 from pathlib import Path
 import fnet
-from fnet.pipeline.aligner import Aligner
 from fnet.io.tree import find_images
-from fnet.core.detector import FaceDetector
 images = [fnet.load_image(p) for p in find_images(Path(sys.argv[1]))]
-aligner = Aligner(FaceDetector("cpu"))
+aligner = fnet.load_pipeline(device="cpu").aligner()
 aligner.align(images[:8])  # warm-up
 start = time.perf_counter()
 faces = sum(len(found) for i in range(0, len(images), 8) for found in aligner.align(images[i : i + 8]))

@@ -14,10 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
-import fnet
-from fnet.core.detector import FaceDetector
 from fnet.evaluation.report import roc_png
-from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline import load_pipeline
 from fnet.pipeline.evaluate import evaluate, read_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,16 +45,16 @@ def main() -> None:
     out = Path(args.out or ROOT / "bench/out" / ("lfw" if images.name == "lfw-deepfunneled" else f"lfw-{images.name}"))
     out.mkdir(parents=True, exist_ok=True)
     pairs = read_pairs(Path(args.pairs), images)
-    detector = FaceDetector(args.device)
     curves = {}
     print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model facenet-casia; MTCNN alignment by fnet")
     print("| setting | accuracy (10-fold) | VAL @ FAR=1e-3 | ROC AUC | EER | best threshold | no face detected | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for setting in args.settings.split(","):
         s = parse(setting)
-        model = fnet.load_model(device=args.device)
+        pipeline = load_pipeline(device=args.device, mode=s["mode"], margin=s["margin"])
+        model = pipeline.embedder
         model.info = model.info.replace(normalization=s["normalization"])
-        aligner = Aligner(detector, AlignSettings(mode=s["mode"], margin=s["margin"]))
+        aligner = pipeline.aligner()
         start = time.perf_counter()
         cache = out / f"embeddings-{setting.replace('-mean', '')}.h5"  # mean subtraction reuses the embeddings
         result = evaluate(images, pairs, model, aligner, cache, flip=s["flip"], subtract_mean=s["mean"])

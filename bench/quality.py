@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import fnet
-from fnet.core.detector import FaceDetector
 from fnet.crops import centre_crop
 from fnet.io.images import load_ahead
-from fnet.pipeline.aligner import Aligner, AlignSettings
+from fnet.pipeline import load_pipeline
 from fnet.pipeline.embed import FALLBACK_CROP
 from fnet.pipeline.evaluate import Evaluation, read_pairs
 
@@ -56,8 +54,8 @@ DEGRADATIONS = {
 def main() -> None:
     pairs = read_pairs(LFW / "pairs.txt", LFW / "lfw-deepfunneled")
     images = sorted({p.a for p in pairs} | {p.b for p in pairs})
-    aligner = Aligner(FaceDetector(), AlignSettings())
-    model = fnet.load_model()
+    pipeline = load_pipeline()
+    aligner, model = pipeline.aligner(), pipeline.embedder
     crops = {}
     for path, image in load_ahead(images):
         faces = aligner.align([image])[0]

@@ -8,7 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import LFW
+from conftest import DEEPFACE, LFW
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -164,3 +164,18 @@ def test_photos_without_a_face_are_remembered_until_retried(tmp_path):
     assert retried.exit_code == 0 and report["faces"] == 1
     with Store(out) as store:
         assert store.paths() == ["a.jpg", "b.jpg"] and store.no_face() == []
+
+
+def test_linked_folders_are_walked_once(tmp_path):
+    from fnet.io.tree import find_images
+
+    library = tmp_path / "library"
+    (library / "2024").mkdir(parents=True)
+    (library / "2024" / "a.jpg").write_bytes((DEEPFACE / "img1.jpg").read_bytes())
+    (library / ".thumbnails").mkdir()
+    (library / ".thumbnails" / "a.jpg").write_bytes(b"hidden")
+    (library / "linked").symlink_to(DEEPFACE)  # a folder of photos kept elsewhere
+    (library / "2024" / "loop").symlink_to(library)  # and a link back up, which must not loop
+    found = [p.relative_to(library).as_posix() for p in find_images(library)]
+    assert "2024/a.jpg" in found and "linked/img1.jpg" in found and not any(".thumbnails" in p for p in found)
+    assert len(found) == 1 + len(list(DEEPFACE.glob("*.jpg")))  # each photo once, the loop cut

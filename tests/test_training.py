@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from fnet.training.losses import pairwise_squared_distances, triplet_loss
-from fnet.training.miners import all_triplets, hard_triplets, mine, semihard_triplets
+from fnet.training.losses import triplet_loss
+from fnet.training.miners import all_triplets, hard_triplets, mine, pairwise_squared_distances, semihard_triplets
 from fnet.training.sampler import IdentityBalancedSampler
 
 MARGIN = 0.2
@@ -299,3 +299,61 @@ def test_validation_pairs_are_balanced_and_small_held_out_sets_keep_the_threshol
     from fnet.core.checkpoint import read_info
 
     assert read_info(path).threshold == 1.0  # the initial threshold, not a held-out guess
+
+
+# --- the loss seam: ArcFace through the same loop ---------------------------------------------------
+
+def test_arcface_loss_by_hand():
+    import math
+
+    from fnet.training.losses import ArcFaceLoss, LossBatch
+
+    loss = ArcFaceLoss(identities=3, embedding_dim=3, scale=10.0, margin=0.3)
+    with torch.no_grad():
+        loss.weight.copy_(torch.eye(3))  # class c's centre: axis c
+    angle = 0.4  # the face lies 0.4 rad from its class's axis, in the plane of axes 0 and 1
+    emb = torch.tensor([[math.cos(angle), math.sin(angle), 0.0]], requires_grad=True)
+    out = loss(LossBatch(emb, torch.tensor([0]), 1, 0.0, torch.Generator()))
+    logits = torch.tensor([math.cos(angle + 0.3), math.sin(angle), 0.0]) * 10.0  # margin on the true class only
+    assert out.loss.item() == pytest.approx(float(-torch.log_softmax(logits, 0)[0]), rel=1e-5)
+    assert out.stats["batch_accuracy"] == 1.0 and out.stats["true_angle"] == pytest.approx(math.degrees(angle), rel=1e-4)
+    out.loss.backward()
+    assert emb.grad is not None and loss.weight.grad.abs().sum() > 0  # the classifier is trained too
+    assert float(emb.grad[0, 1]) > 0  # a descent step turns the face towards its class's axis
+
+
+def test_arcface_trains_through_the_loop_and_resumes_exactly(face_tree, tmp_path):
+    import fnet
+    from fnet.training.loop import Trainer
+
+    settings = {"loss": "arcface", "lr": 1e-2}
+    straight = Trainer(config(face_tree, tmp_path / "straight", **settings)).run()
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_checkpoint(record):
+        if record.get("step") == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        Trainer(config(face_tree, tmp_path / "resumed", **settings), on_record=stop_after_checkpoint).run()
+    assert (tmp_path / "resumed" / "checkpoints" / "step-0000002.loss.safetensors").is_file()  # the classifier, to resume
+    resumed = Trainer(config(face_tree, tmp_path / "resumed", **settings)).run()
+    a, b = weights(straight), weights(resumed)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    records = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert all("batch_accuracy" in r and r["loss"] > 0 for r in records)
+    model = fnet.load_model(straight, device="cpu")  # the classifier is not part of the model
+    assert not any("weight" == key for key in a) and model.info.embedding_dim == 128
+
+
+def test_arcface_refuses_triplet_only_options(face_tree, tmp_path):
+    from fnet.errors import SettingsError
+    from fnet.training.loop import Trainer
+
+    with pytest.raises(SettingsError, match="need --loss triplet"):
+        Trainer(config(face_tree, tmp_path / "run", loss="arcface", compatible_with=str(tmp_path / "old.safetensors")))
+    with pytest.raises(SettingsError, match="loss"):
+        Trainer(config(face_tree, tmp_path / "run", loss="softmax"))

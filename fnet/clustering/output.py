@@ -1,6 +1,6 @@
 """What a clustering run leaves in its output folder, and reading it back for the next run.
 
-    clusters.csv   one row per face: cluster, store row, path, box (x1, y1, x2, y2)
+    clusters.csv   one row per face: cluster, person, store row, path, box (x1, y1, x2, y2)
     clusters.json  the settings, the store it came from, counts, and each cluster's rows
     people/        optional: per cluster, links to its photos or its face crops
 """
@@ -55,9 +55,9 @@ def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dic
     paths, boxes = store.paths(), store.boxes()
     with atomic_path(out / CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["cluster", "row", "path", "x1", "y1", "x2", "y2"])
+        writer.writerow(["cluster", "person", "row", "path", "x1", "y1", "x2", "y2"])
         for row, (cluster, path, box) in enumerate(zip(labels.tolist(), paths, boxes.tolist())):
-            writer.writerow([cluster, row, path, *("" if np.isnan(v) else round(v, 1) for v in box)])
+            writer.writerow([cluster, person_name(cluster), row, path, *("" if np.isnan(v) else round(v, 1) for v in box)])
     meta = {
         **summary(labels),
         "settings": settings,
@@ -100,8 +100,13 @@ def link_name(path: str) -> str:
     return path.replace("/", "__")
 
 
+def person_name(cluster: int) -> str:
+    """How a cluster is named everywhere (CSV, report, people/ folders): cluster 0 is person-0001."""
+    return f"person-{cluster + 1:04d}"
+
+
 def cluster_folder(out: Path, cluster: int) -> Path:
-    return out / PEOPLE / f"person-{cluster + 1:04d}"
+    return out / PEOPLE / person_name(cluster)
 
 
 def write_links(out: Path, root: Path, paths: list[str], labels: np.ndarray) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fnet.clustering.methods import cluster_members
+from fnet.clustering.output import person_name
 from fnet.io.images import ImageError, load_ahead
 from fnet.io.manifest import MANIFEST
 from fnet.io.store import Store
@@ -51,7 +52,7 @@ def write_sheet(path: Path, store: Store, labels: np.ndarray, title: str, max_cl
     for c in groups:
         more = sizes[c] - len(shown[c])
         sections.append(
-            f'<section class="cluster" data-cluster="{c}" data-size="{sizes[c]}"><h2>person {c + 1} '
+            f'<section class="cluster" data-cluster="{c}" data-size="{sizes[c]}"><h2>{person_name(c)} '
             f'<small>{sizes[c]} faces</small></h2><div class="row">{"".join(face(r) for r in shown[c])}'
             + (f'<span class="more">+{more} more</span>' if more > 0 else "")
             + "</div></section>"

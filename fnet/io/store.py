@@ -201,3 +201,10 @@ def _merge(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
     finally:
         for store in stores:
             store.close()
+
+
+def hdf5_format():
+    """This module as an entry of fnet.io.stores.STORES."""
+    from fnet.io.stores import StoreFormat
+
+    return StoreFormat("hdf5", ".h5", Store, write_store)

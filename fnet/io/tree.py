@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from fnet.io.images import is_image_path
@@ -20,11 +21,21 @@ class Item:
 
 
 def find_images(root: Path) -> list[Path]:
-    """Image files under root, sorted, skipping hidden files and folders."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    """Image files under root, sorted, skipping hidden files and folders.
+
+    Linked folders are followed (photo libraries are often assembled from links), each real
+    folder once, so a link loop ends.
+    """
+    found, seen = [], set()
+    for folder, folders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found += [Path(folder) / name for name in files if not name.startswith(".") and is_image_path(name)]
+    return sorted(path for path in found if path.is_file())
 
 
 def label_of(rel: str) -> str:

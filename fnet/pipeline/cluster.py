@@ -31,7 +31,8 @@ from fnet.clustering.output import (
 from fnet.clustering.sheet import SHEET, write_sheet
 from fnet.errors import SettingsError
 from fnet.io.lock import exclusive
-from fnet.io.store import Store
+from fnet.io.stores import open_store
+from fnet.io.stores import store_path as store_path_for
 from fnet.pipeline.embed import EmbedReport, embed_tree
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def resolve_settings(chosen: dict, previous: dict | None, store_attrs: dict) -> 
 
 def cluster_store(store_path: Path, out: Path, chosen: dict | None = None, recluster: bool = False, on_progress=None) -> tuple[ClusterReport, np.ndarray]:
     """Cluster the store's faces into out/ (clusters.csv, clusters.json); returns (report, labels)."""
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         previous = None if recluster else read_assignments(out, store)
         settings = resolve_settings(chosen or {}, previous[1]["settings"] if previous else None, store.attrs)
         embeddings = store.embeddings()
@@ -118,7 +119,7 @@ def cluster_photos(
 
     chosen: method, threshold, k, n_clusters, min_size (None: the previous run's, else the defaults).
     folders: none, links (people/person-NNNN/ of symbolic links to the photos) or crops (face JPEGs).
-    A folder source is embedded into output/faces.h5 first (resumable); it needs the pipeline.
+    A folder source is embedded into output/faces.h5 (the default store format) first (resumable); it needs the pipeline.
     """
     source, output, chosen = Path(source), Path(output), chosen or {}
     if chosen.get("method") is not None and chosen["method"] not in METHODS:
@@ -128,7 +129,7 @@ def cluster_photos(
     embedded = None
     if source.is_dir():
         aligner = None if aligned else pipeline.aligner("all")
-        store_path = output / "faces.h5"
+        store_path = store_path_for(output, "faces")
         embedded = embed_tree(
             source, store_path, pipeline.embedder, aligner, retry_failed=retry_failed, detect_batch=detect_batch,
             on_start=on_start, on_item=on_item,
@@ -146,7 +147,7 @@ def cluster_photos(
 def _extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, sheet_clusters: int, title: str, on_problem) -> list[str]:
     """The optional outputs: people/ folders and the contact sheet; returns what was written."""
     written = [CSV, JSON]
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         if folders == "links":
             write_links(output, Path(store.attrs.get("root", "")), store.paths(), labels)
         elif folders == "crops":

@@ -25,7 +25,8 @@ from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.store import Rows, Store, check_same_model, model_attrs, write_store
+from fnet.io.store import Rows, check_same_model, model_attrs
+from fnet.io.stores import open_store, store_format
 from fnet.io.tree import NO_BOX, Item, tree_items
 
 if TYPE_CHECKING:  # torch loads with the model, not with this module
@@ -70,6 +71,7 @@ class _PartWriter:
 
     def __init__(self, directory: Path, attrs: dict, size: int, first_index: int, seconds: float = 60.0):
         self.directory, self.attrs, self.size, self.index, self.seconds = directory, attrs, size, first_index, seconds
+        self.format = store_format()  # parts are written in the default format, whatever the output's
         self.buffer: list[Rows] = []
         self.no_face: list[str] = []  # written with the next part
         self.since = time.monotonic()
@@ -83,7 +85,7 @@ class _PartWriter:
         if self.buffer or self.no_face:
             self.directory.mkdir(parents=True, exist_ok=True)
             rows = Rows.concat(self.buffer) if self.buffer else Rows.empty(int(self.attrs["embedding_dim"]))
-            write_store(self.directory / f"part-{self.index:05d}.h5", [rows], self.attrs, self.no_face)
+            self.format.write(self.directory / f"part-{self.index:05d}{self.format.suffix}", [rows], self.attrs, self.no_face)
             self.index += 1
             self.buffer, self.no_face = [], []
         self.since = time.monotonic()
@@ -125,11 +127,11 @@ def embed_tree(
         partial = output.with_name(output.name + ".partial")
         remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
         existing = [output] if output.exists() else []
-        parts = sorted(partial.glob("part-*.h5"))
+        parts = sorted(partial.glob(f"part-*{store_format().suffix}"))
         done: set[str] = set()
         faceless: set[str] = set()
         for path in existing + parts:
-            with Store(path) as store:
+            with open_store(path) as store:
                 check_same_model(path, store.attrs, attrs)
                 done.update(store.paths())
                 faceless.update(store.no_face())
@@ -199,18 +201,18 @@ def embed_tree(
             embed_pending()
         writer.flush()
 
-        parts = sorted(partial.glob("part-*.h5"))
+        parts = sorted(partial.glob(f"part-*{store_format().suffix}"))
         if parts or not existing:
             no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
-            report.total = write_store(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
+            report.total = store_format(output).write(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
             shutil.rmtree(partial, ignore_errors=True)
         else:
-            with Store(output) as store:
+            with open_store(output) as store:
                 report.total = len(store)
         return report
 
 
 def _blocks(paths: list[Path]) -> Iterator[Rows]:
     for path in paths:
-        with Store(path) as store:
+        with open_store(path) as store:
             yield from store.blocks()

@@ -18,7 +18,7 @@ from fnet.evaluation.report import html_report, roc_png
 from fnet.evaluation.verification import Evaluation
 from fnet.io.images import load_image
 from fnet.io.pairs import Pair, PairsError, read_csv_pairs, read_lfw_pairs
-from fnet.io.store import Store
+from fnet.io.stores import open_store, store_path
 from fnet.io.tree import NO_BOX, Item
 from fnet.pipeline.aligner import Aligner
 from fnet.pipeline.embed import FALLBACK_CROP, embed_tree
@@ -71,7 +71,7 @@ def evaluate(
     )
     if report.errors:
         raise PairsError(f"{report.errors} paired images could not be read (see the messages above)")
-    with Store(cache) as store:
+    with open_store(cache) as store:
         rows = dict(zip(store.paths(), store.embeddings()))
         fallbacks = int(np.isnan(store.boxes()[:, 0]).sum()) if aligner else 0
     key = {p: i.rel for p, i in zip(images, items)}
@@ -123,7 +123,7 @@ def evaluate_pairs(
     tag = f"{pipeline.info.name}-{settings}{'-flip' if flip else ''}"
     output.mkdir(parents=True, exist_ok=True)
     result = evaluate(
-        data, pair_list, pipeline.embedder, aligner, output / f"embeddings-{tag}.h5", flip=flip, far_target=far_target,
+        data, pair_list, pipeline.embedder, aligner, store_path(output, f"embeddings-{tag}"), flip=flip, far_target=far_target,
         subtract_mean=subtract_mean, on_start=on_start, on_item=on_item,
     )
     metrics = {"model": pipeline.info.name, "settings": settings, "flip": flip, **result.metrics()}

@@ -21,7 +21,8 @@ from fnet import __version__
 from fnet.errors import FnetError
 from fnet.io.atomic import atomic_path
 from fnet.io.lock import exclusive
-from fnet.io.store import Store, StoreError
+from fnet.io.store import StoreError
+from fnet.io.stores import open_store
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
 TRAIN_POINTS_PER_CELL = 64  # k-means sample: enough for stable cells, seconds on a laptop
@@ -81,7 +82,7 @@ def make_index(params: IndexParams, dim: int):
     return index
 
 
-def _train_sample(store: Store, count: int, seed: int = 0) -> np.ndarray:
+def _train_sample(store, count: int, seed: int = 0) -> np.ndarray:
     rows = len(store)
     if rows <= count:
         return store.embeddings()
@@ -131,7 +132,7 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
     store_path, output = Path(store_path), Path(output)
     if output.resolve() == store_path.resolve():
         raise IndexFileError(f"{output}: is the store itself; the index needs another file name (e.g. faces.faiss)")
-    with exclusive(output), Store(store_path) as store:  # one writer per index
+    with exclusive(output), open_store(store_path) as store:  # one writer per index
         rows, dim = len(store), store.dim
         if add:
             index, meta = load_index(output, use_gpu)

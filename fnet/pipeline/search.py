@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fnet.errors import SettingsError
-from fnet.io.store import Store
+from fnet.io.stores import open_store, store_path
 from fnet.io.tree import Item
 from fnet.pipeline.embed import EmbedReport, embed_tree
 from fnet.pipeline.index import load_index, search
@@ -163,7 +163,7 @@ def open_gallery(index_path: str | Path, store: str | Path | None = None, fpir: 
     if fpir is not None and not 0 < fpir < 1:
         raise SettingsError(f"--fpir {fpir:g}: a share of strangers, between 0 and 1 (e.g. 0.01)")
     faiss_index, meta = load_index(index_path)
-    with Store(store or meta["store"]) as stored:
+    with open_store(store or meta["store"]) as stored:
         labels, paths = stored.labels(), stored.paths()
         stranger = None if fpir is None else threshold_for_fpir(faiss_index, labels, stored.take, fpir)
     return Gallery(Path(index_path), faiss_index, meta, labels, paths, stranger)
@@ -196,9 +196,10 @@ def search_photos(
     aligner = None if aligned else pipeline.aligner("center")
     queries, results = [], []
     with tempfile.TemporaryDirectory(prefix="fnet-search-") as tmp:  # the embed stage's store: resumable, batched
-        report = embed_tree(root, Path(tmp) / "queries.h5", pipeline.embedder, aligner, items=items, on_start=on_start, on_item=on_item)
+        embedded_path = store_path(tmp, "queries")
+        report = embed_tree(root, embedded_path, pipeline.embedder, aligner, items=items, on_start=on_start, on_item=on_item)
         if report.total:
-            with Store(Path(tmp) / "queries.h5") as embedded:
+            with open_store(embedded_path) as embedded:
                 for block in embedded.blocks():
                     queries += [str(root / rel) for rel in block.paths]
                     results += recognize(block.embeddings, gallery.index, gallery.labels, gallery.paths, k, threshold)

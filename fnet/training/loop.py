@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.nn import functional as F
 
-from fnet.core.checkpoint import save_checkpoint
+from fnet.core.checkpoint import save_checkpoint, save_weights
 from fnet.core.device import autocast, autocast_dtype, prefers_channels_last, resolve_device
 from fnet.core.embedder import Embedder, standardize
 from fnet.core.info import ModelInfo
@@ -32,9 +33,10 @@ from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError
 from fnet.io.lock import exclusive
 from fnet.io.tree import tree_items
+from fnet.training import LOSSES
 from fnet.training.data import Augment, FaceFolder, split_identities
-from fnet.training.losses import triplet_loss
-from fnet.training.miners import FALLBACKS, STRATEGIES, mine
+from fnet.training.losses import LossBatch
+from fnet.training.miners import FALLBACKS, STRATEGIES
 from fnet.training.sampler import IdentityBalancedSampler
 from fnet.training.state import load_optimizer, save_optimizer, write_json
 
@@ -59,7 +61,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "cosine"
     warmup: int = 0
-    margin: float = 0.2
+    loss: str = "triplet"  # a name in fnet.training.losses.LOSSES
+    margin: float = 0.2  # triplet: alpha, in squared L2
+    scale: float = 30.0  # arcface: s, the logits' scale
+    angular_margin: float = 0.5  # arcface: m, in radians
     mining: str = "semihard"
     pick: str = "random"  # semihard: random or hardest semi-hard negative
     fallback: str = "hardest"
@@ -83,11 +88,14 @@ class TrainConfig:
             ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
             ("mining", self.mining, STRATEGIES), ("fallback", self.fallback, FALLBACKS),
             ("train_layers", self.train_layers, ("all", "last")), ("pick", self.pick, ("random", "hardest")),
+            ("loss", self.loss, LOSSES.names()),
         ):
             if value not in allowed:
                 raise SettingsError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {value!r}")
         if self.gather and self.compatible_with:
             raise SettingsError("--gather and --compatible-with cannot be combined")
+        if self.loss != "triplet" and (self.gather or self.compatible_with):
+            raise SettingsError(f"--gather and --compatible-with mine triplets: they need --loss triplet, not {self.loss}")
         if self.identities < 2 or self.per_identity < 2:
             raise SettingsError("batches need at least 2 identities with at least 2 faces each")
 
@@ -251,7 +259,6 @@ class Trainer:
             self.model = DistributedDataParallel(self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.dtype = autocast_dtype(self.device, c.precision)
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
-        self.optimizer = _optimizer(c, [p for p in self.module.parameters() if p.requires_grad])
         self.old = None
         if c.compatible_with:
             from fnet.core.loading import load_model
@@ -265,6 +272,15 @@ class Trainer:
         train_items, held_items = split_identities(items, c.held_out, c.seed)
         self.train_set = FaceFolder(train_items, self.info.input_size, Augment() if c.augment else None)
         self.held_set = FaceFolder(held_items, self.info.input_size)
+        identities = len(set(self.train_set.labels))
+        self.loss = LOSSES.build(c.loss, c, identities, self.info.embedding_dim).to(self.device)
+        self.criterion = self.loss  # what the step calls; with several processes, parameters are kept in sync
+        if self.dist.world > 1 and list(self.loss.parameters()):
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.criterion = DistributedDataParallel(self.loss, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        trainable = [p for p in self.module.parameters() if p.requires_grad] + list(self.loss.parameters())
+        self.optimizer = _optimizer(c, trainable)
         self.start = self._resume()
 
     # --- persistence ---------------------------------------------------------------------
@@ -290,6 +306,8 @@ class Trainer:
                 + "): pass the same settings to resume it, or another --output for a new run"
             )
         self.module.load_state_dict(state)
+        if list(self.loss.parameters()):
+            self.loss.load_state_dict(load_file(str(found[-1].with_suffix(".loss.safetensors"))))
         step = load_optimizer(found[-1].with_suffix(".optim.safetensors"), self.optimizer)
         metrics = self.out / "metrics.jsonl"
         if self.dist.main and metrics.is_file():  # drop lines of steps after the checkpoint
@@ -302,6 +320,8 @@ class Trainer:
         path = self.out / ("model.safetensors" if final else f"checkpoints/step-{step:07d}.safetensors")
         save_checkpoint(path, self.module.state_dict(), info)
         if not final:
+            if list(self.loss.parameters()):  # a classifier's weights: needed to resume, not to embed
+                save_weights(path.with_suffix(".loss.safetensors"), self.loss.state_dict(), {"loss": self.c.loss, "step": step})
             save_optimizer(path.with_suffix(".optim.safetensors"), self.optimizer, step)
         return path
 
@@ -346,31 +366,29 @@ class Trainer:
         self._sync()
         mined = time.perf_counter()
         generator = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + step)
-        triplets, stats = mine(emb, labels, c.mining, c.margin, c.pick, c.fallback, step / max(1, c.steps), generator)
-        if self.old is not None:
-            triplets = triplets[triplets[:, 0] < new_rows]
+        out = self.criterion(LossBatch(emb, labels, new_rows, step / max(1, c.steps), generator))
         self._sync()
         mining_s = time.perf_counter() - mined
-        loss = triplet_loss(emb, triplets, c.margin)
+        loss = out.loss
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr * _lr_factor(c, step)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if c.clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.clip)
+            torch.nn.utils.clip_grad_norm_([*self.module.parameters(), *self.loss.parameters()], c.clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self._sync()
         seconds = time.perf_counter() - started
         with torch.no_grad():
             spread = float((emb[:new_rows] - emb[:new_rows].mean(0)).pow(2).sum(1).mean())
-        return {
-            "step": step + 1, "loss": float(loss.detach()), "triplets": stats.triplets, "active": stats.active_share,
-            "semihard": stats.semihard_share, "d_ap": stats.mean_ap, "d_an": stats.mean_an, "spread": spread,
-            "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": len(batch) * self.dist.world / seconds,
-            "triplets_per_s": stats.triplets / seconds, "mining_share": mining_s / seconds,
-        }
+        record = {"step": step + 1, "loss": float(loss.detach()), **out.stats, "spread": spread,
+                  "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": len(batch) * self.dist.world / seconds,
+                  "mining_share": mining_s / seconds}  # mining_share: the loss's own share of the step (mining, classifier)
+        if "triplets" in out.stats:
+            record["triplets_per_s"] = out.stats["triplets"] / seconds
+        return record
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -18,7 +18,6 @@ import dataclasses
 import torch
 
 from fnet.errors import SettingsError
-from fnet.training.losses import pairwise_squared_distances
 
 STRATEGIES = ("semihard", "hard", "all", "curriculum")
 FALLBACKS = ("hardest", "easiest", "drop")
@@ -32,6 +31,13 @@ class MiningStats:
     active_share: float  # of the triplets, the share with a positive loss
     mean_ap: float
     mean_an: float
+
+
+def pairwise_squared_distances(embeddings: torch.Tensor, others: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, M) squared L2 distances, by one matrix product (clamped at 0 against rounding)."""
+    others = embeddings if others is None else others
+    squared = (embeddings * embeddings).sum(1, keepdim=True) + (others * others).sum(1) - 2.0 * embeddings @ others.T
+    return squared.clamp_min(0.0)
 
 
 def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

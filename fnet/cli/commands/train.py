@@ -1,4 +1,4 @@
-"""`fnet train`: train face embeddings with the triplet loss and online mining, resumably."""
+"""`fnet train`: train face embeddings (triplet loss with online mining, or ArcFace), resumably."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from fnet.cli.app import command
 from fnet.cli.options import DeviceOption, PrecisionOption, check_folder
 from fnet.cli.output import console, note, progress, warn
+from fnet.training import LOSSES
 
 
 @command
@@ -29,7 +30,10 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: constant, cosine or step (/10 after each third).")] = "cosine",
     warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 0,
+    loss: Annotated[str, typer.Option(help=f"What training minimises: {LOSSES.describe()}.")] = "triplet",
     margin: Annotated[float, typer.Option(help="Triplet margin alpha (squared L2).")] = 0.2,
+    scale: Annotated[float, typer.Option(help="ArcFace: the scale s of the cosine logits.")] = 30.0,
+    angular_margin: Annotated[float, typer.Option(help="ArcFace: the additive angular margin m, in radians.")] = 0.5,
     mining: Annotated[str, typer.Option(help="semihard (FaceNet), hard (batch-hard), all (batch-all) or curriculum (easy to hard).")] = "semihard",
     pick: Annotated[str, typer.Option(help="semihard: random or hardest semi-hard negative.")] = "random",
     fallback: Annotated[str, typer.Option(help="semihard, for pairs without one: hardest, easiest or drop.")] = "hardest",
@@ -62,7 +66,8 @@ def train(
     settings = TrainConfig(
         data=str(data), output=str(output), init=init, architecture=architecture, embedding_dim=embedding_dim,
         pretrained=pretrained, identities=identities, per_identity=per_identity, extra=extra, steps=steps,
-        optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup, margin=margin,
+        optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup, loss=loss, margin=margin, scale=scale,
+        angular_margin=angular_margin,
         mining=mining, pick=pick, fallback=fallback, clip=clip, train_layers=train_layers, freeze_bn=freeze_bn,
         augment=augment, held_out=held_out, validate_every=validate_every, checkpoint_every=checkpoint_every,
         workers=workers, device=device, precision=precision, seed=seed, gather=gather,
@@ -82,8 +87,9 @@ def train(
                 if "threshold_kept" in record:
                     warn(record["threshold_kept"])
             else:
-                bar.update(task, completed=record["step"], description=(
-                    f"loss {record['loss']:.3f} active {record['active']:.0%} {record['triplets_per_s']:.0f} triplets/s"))
+                shown = (f"active {record['active']:.0%} {record['triplets_per_s']:.0f} triplets/s" if "active" in record
+                         else f"batch accuracy {record['batch_accuracy']:.0%}")
+                bar.update(task, completed=record["step"], description=f"loss {record['loss']:.3f} {shown}")
 
         trainer = Trainer(settings, on_record)
         bar.update(task, completed=trainer.start, resumed=trainer.start)
