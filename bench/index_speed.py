@@ -21,7 +21,8 @@ import numpy as np
 from synthetic import synthetic, write_synthetic_store
 
 from fnet.io.store import Store
-from fnet.pipeline.index import IndexParams, auto_params, build_index, load_index, search
+from fnet.pipeline.index import build_index, load_index
+from fnet.retrieval.faiss_index import IndexParams, auto_params, search
 
 
 def qps(index, queries: np.ndarray) -> tuple[float, np.ndarray]:

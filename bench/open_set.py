@@ -32,8 +32,8 @@ import numpy as np
 from cluster import lfw_people
 
 import fnet
-from fnet.pipeline.index import IndexParams, make_index
-from fnet.pipeline.search import UNKNOWN, nearest_matches, threshold_for_fpir, vote
+from fnet.retrieval.faiss_index import IndexParams, make_index
+from fnet.retrieval.recognition import UNKNOWN, nearest_matches, threshold_for_fpir, vote
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)

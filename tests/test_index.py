@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from fnet.cli import app
 from fnet.io.store import Rows, write_store
-from fnet.pipeline.index import IndexFileError, IndexParams, auto_params, build_index, load_index, search
+from fnet.pipeline.index import build_index, load_index
+from fnet.retrieval.faiss_index import IndexFileError, IndexParams, auto_params, search
 
 ATTRS = {"model": "facenet-casia", "embedding_dim": 64, "normalization": "fixed", "threshold": 1.17, "dtype": "float32", "root": ""}
 

@@ -25,6 +25,8 @@ FORBIDDEN = {  # a package -> the packages its modules may not import
     "fnet/core": ("fnet.pipeline", "fnet.cli", "fnet.training"),
     "fnet/clustering": ("fnet.pipeline", "fnet.cli"),  # torch only lazily, for k-NN on a GPU
     "fnet/evaluation": ("torch", "fnet.pipeline", "fnet.cli"),
+    "fnet/retrieval": ("torch", "fnet.pipeline", "fnet.cli"),
+    "fnet/people": ("torch", "fnet.core", "fnet.pipeline", "fnet.cli"),
     "fnet/training": ("fnet.pipeline", "fnet.cli"),
     "fnet/pipeline": ("fnet.cli",),
 }

@@ -14,7 +14,7 @@ from fnet.cli import app
 from fnet.core.pretrained import REGISTRY
 from fnet.io.store import Rows, write_store
 from fnet.pipeline.index import IndexParams, build_index, load_index
-from fnet.pipeline.search import UNKNOWN, Match, _nearest_other_person, recognize, threshold_for_fpir, vote
+from fnet.retrieval.recognition import UNKNOWN, Match, _nearest_other_person, recognize, threshold_for_fpir, vote
 
 THRESHOLD = REGISTRY["facenet-casia"].info.threshold  # the default model's calibrated threshold
 

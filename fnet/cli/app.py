@@ -23,10 +23,21 @@ app = typer.Typer(
 )
 
 
-def command(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Register a command under its function's name, with the error map applied."""
-    app.command(function.__name__.rstrip("_"))(reported(function))
-    return function
+people_app = typer.Typer(
+    help="Named people: enrol them from photos or named clusters, then `fnet recognize` finds them in any photo.",
+    no_args_is_help=True, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(people_app, name="people")
+
+
+def command(function: Callable[..., Any] | None = None, *, group: typer.Typer = app) -> Any:
+    """Register a command under its function's name (on `group`: the root, or `fnet people`), with the error map applied."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        group.command(function.__name__.rstrip("_"))(reported(function))
+        return function
+
+    return register(function) if function is not None else register
 
 
 def _version(value: bool) -> None:

@@ -63,3 +63,14 @@ def check_output(output: Path, folder: bool) -> None:
 def check_folder(path: Path) -> None:
     if not path.is_dir():
         raise SettingsError(f"{path}: not a folder")
+
+
+GalleryOption = Annotated[Path | None, typer.Option("--gallery", "-g", help=(
+    "The people gallery (an SQLite file; default $FNET_GALLERY, else ~/.local/share/fnet/people.db)."
+))]
+
+
+def gallery_path(path: Path | None) -> Path:
+    from fnet.people.gallery import default_gallery
+
+    return path or default_gallery()

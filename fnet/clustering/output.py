@@ -1,7 +1,7 @@
 """What a clustering run leaves in its output folder, and reading it back for the next run.
 
-    clusters.csv   one row per face: cluster, person, store row, path, box (x1, y1, x2, y2)
-    clusters.json  the settings, the store it came from, counts, and each cluster's rows
+    clusters.csv   one row per face: cluster, person, name, store row, path, box (x1, y1, x2, y2)
+    clusters.json  the settings, the store it came from, counts, each cluster's rows, and the names given
     people/        optional: per cluster, links to its photos or its face crops
 """
 
@@ -44,7 +44,7 @@ def paths_digest(paths: list[str]) -> str:
     return hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dict) -> dict:
+def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dict, names: dict[int, str] | None = None) -> dict:
     """clusters.csv, then clusters.json, each written whole.
 
     clusters.json is the record the next run reads (labels and a digest of the faces' paths);
@@ -52,12 +52,8 @@ def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dic
     last complete run and rewrites both.
     """
     out.mkdir(parents=True, exist_ok=True)
-    paths, boxes = store.paths(), store.boxes()
-    with atomic_path(out / CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["cluster", "person", "row", "path", "x1", "y1", "x2", "y2"])
-        for row, (cluster, path, box) in enumerate(zip(labels.tolist(), paths, boxes.tolist())):
-            writer.writerow([cluster, person_name(cluster), row, path, *("" if np.isnan(v) else round(v, 1) for v in box)])
+    paths, boxes, names = store.paths(), store.boxes(), names or {}
+    _write_csv(out, labels, paths, boxes.tolist(), names)
     meta = {
         **summary(labels),
         "settings": settings,
@@ -68,7 +64,39 @@ def write_assignments(out: Path, store: Store, labels: np.ndarray, settings: dic
         "fnet_version": __version__,
         "members": [m.tolist() for m in cluster_members(labels)],
         "paths_sha256": paths_digest(paths),  # which faces these are, without reading clusters.csv back
+        "names": {str(cluster): name for cluster, name in sorted(names.items())},
     }
+    with atomic_path(out / JSON) as tmp:
+        tmp.write_text(json.dumps(meta))
+    return meta
+
+
+def _write_csv(out: Path, labels: np.ndarray, paths: list[str], boxes: list, names: dict[int, str]) -> None:
+    with atomic_path(out / CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cluster", "person", "name", "row", "path", "x1", "y1", "x2", "y2"])
+        for row, (cluster, path, box) in enumerate(zip(labels.tolist(), paths, boxes)):
+            cells = ("" if np.isnan(v) else round(v, 1) for v in box)
+            writer.writerow([cluster, person_name(cluster), names.get(cluster, ""), row, path, *cells])
+
+
+def cluster_names(meta: dict) -> dict[int, str]:
+    """The names given to clusters (cluster number -> name) in a clusters.json record."""
+    return {int(cluster): name for cluster, name in meta.get("names", {}).items()}
+
+
+def name_clusters(out: Path, store: Store, names: dict[int, str]) -> dict:
+    """Give clusters names (added to those given before); rewrites clusters.csv, then clusters.json."""
+    found = read_assignments(out, store)
+    if found is None:
+        raise OutputError(f"{out}: no clusters here; `fnet cluster` makes them")
+    labels, meta = found
+    unknown = sorted(c for c in names if not 0 <= c < meta["clusters"])
+    if unknown:
+        raise OutputError(f"{out}: no {person_name(unknown[0])} (the clusters run from person-0001 to {person_name(meta['clusters'] - 1)})")
+    given = {**cluster_names(meta), **names}
+    _write_csv(out, labels, store.paths(0, len(labels)), store.boxes()[: len(labels)].tolist(), given)
+    meta["names"] = {str(cluster): name for cluster, name in sorted(given.items())}
     with atomic_path(out / JSON) as tmp:
         tmp.write_text(json.dumps(meta))
     return meta

@@ -31,7 +31,10 @@ def face_pictures(store: Store, rows: list[int], size: int, workers: int = 4) ->
             yield row, face_picture(image, (np.nan,) * 4 if crops else boxes[row], size)
 
 
-def write_sheet(path: Path, store: Store, labels: np.ndarray, title: str, max_clusters: int = 200, per_row: int = 12, singletons: int = 60) -> Path:
+def write_sheet(
+    path: Path, store: Store, labels: np.ndarray, title: str, max_clusters: int = 200, per_row: int = 12, singletons: int = 60,
+    names: dict[int, str] | None = None,
+) -> Path:
     """The page, showing the `max_clusters` largest clusters (up to `per_row` faces each) and up to `singletons` faces seen once."""
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
     members = cluster_members(labels)
@@ -48,11 +51,15 @@ def write_sheet(path: Path, store: Store, labels: np.ndarray, title: str, max_cl
             return f'<div class="face missing" title="{name}">unreadable</div>'
         return f'<img class="face" src="{uri[row]}" title="{name}" alt="{name}">'
 
+    def heading(cluster: int) -> str:  # a name given to the cluster, with its number; names are never markup
+        name = (names or {}).get(int(cluster))
+        return f"{html.escape(name)} <small>({person_name(cluster)})</small>" if name else person_name(cluster)
+
     sections = []
     for c in groups:
         more = sizes[c] - len(shown[c])
         sections.append(
-            f'<section class="cluster" data-cluster="{c}" data-size="{sizes[c]}"><h2>{person_name(c)} '
+            f'<section class="cluster" data-cluster="{c}" data-size="{sizes[c]}"><h2>{heading(c)} '
             f'<small>{sizes[c]} faces</small></h2><div class="row">{"".join(face(r) for r in shown[c])}'
             + (f'<span class="more">+{more} more</span>' if more > 0 else "")
             + "</div></section>"

@@ -10,6 +10,7 @@ or a store in, the folder's clusters, people/ folders and contact sheet out, one
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from fnet.clustering.output import (
     FOLDER_MODES,
     JSON,
     PEOPLE,
+    cluster_names,
     read_assignments,
     write_assignments,
     write_crops,
@@ -51,6 +53,7 @@ class ClusterReport:
     largest: int = 0
     incremental: bool = False
     settings: dict = dataclasses.field(default_factory=dict)
+    names: int = 0  # clusters with a name given by `fnet people name`
 
 
 def resolve_settings(chosen: dict, previous: dict | None, store_attrs: dict) -> ClusterSettings:
@@ -71,20 +74,43 @@ def cluster_store(store_path: Path, out: Path, chosen: dict | None = None, reclu
         if previous is None:
             labels = cluster(embeddings, settings, on_progress)
             joined = 0
+            names = carried_names(out, store, labels) if recluster else {}
         else:
+            names = cluster_names(previous[1])
             old_labels = previous[0]
             old, new = embeddings[: len(old_labels)], embeddings[len(old_labels) :]
             new_labels = assign(old, old_labels, new, settings, on_progress)
             joined = int((new_labels <= old_labels.max(initial=-1)).sum())
             labels = np.concatenate([old_labels, new_labels])
         recorded = {k: getattr(settings, k) for k in SETTING_KEYS}
-        meta = write_assignments(out, store, labels, recorded)
+        meta = write_assignments(out, store, labels, recorded, names)
     report = ClusterReport(
         faces=meta["faces"], new_faces=len(labels) - (len(previous[0]) if previous else 0), joined=joined,
         clusters=meta["clusters"], singletons=meta["singletons"], largest=meta["largest"],
-        incremental=previous is not None, settings=recorded,
+        incremental=previous is not None, settings=recorded, names=len(names),
     )
     return report, labels
+
+
+def carried_names(out: Path, store, labels: np.ndarray) -> dict[int, str]:
+    """After --recluster: each named old cluster's name goes to the new cluster holding most of its faces
+    (a new cluster claimed by two names keeps the larger claim)."""
+    try:
+        previous = read_assignments(out, store)
+    except Exception:  # noqa: BLE001 (an unreadable old run has no names to carry)
+        return {}
+    if previous is None:
+        return {}
+    old_labels, meta = previous
+    claims: dict[int, tuple[int, str]] = {}
+    for number, name in cluster_names(meta).items():
+        rows = np.flatnonzero(old_labels == number)
+        if len(rows):
+            target, count = np.unique(labels[rows], return_counts=True)
+            best = int(target[count.argmax()])
+            if count.max() > claims.get(best, (0, ""))[0]:
+                claims[best] = (int(count.max()), name)
+    return {cluster: name for cluster, (_, name) in claims.items()}
 
 
 @dataclasses.dataclass
@@ -157,6 +183,7 @@ def _extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, s
         if folders != "none":
             written.append(PEOPLE + "/")
         if sheet:
-            write_sheet(output / SHEET, store, labels, title, max_clusters=sheet_clusters)
+            names = cluster_names(json.loads((output / JSON).read_text()))
+            write_sheet(output / SHEET, store, labels, title, max_clusters=sheet_clusters, names=names)
             written.append(SHEET)
     return written

@@ -2,7 +2,10 @@
 
 import importlib
 
-COMMANDS = ("models", "demo", "faces", "verify", "align", "embed", "merge", "index", "search", "cluster", "evaluate", "train")
+COMMANDS = (
+    "models", "demo", "faces", "verify", "recognize", "align", "embed", "merge", "index", "search", "cluster", "evaluate", "train",
+    "people", "people_manage",
+)
 
 for _name in COMMANDS:
     importlib.import_module(f"fnet.cli.commands.{_name}")

@@ -1,0 +1,1 @@
+"""Retrieval over embeddings (numpy and FAISS, no torch): indexes (faiss_index.py) and recognition (recognition.py)."""
