@@ -19,7 +19,12 @@ of thresholds, the loosest threshold whose FPIR stays at or below 1%, and what
 `fnet search --fpir 0.01` does: the threshold it estimates on the gallery alone, and the
 DIR and FPIR that threshold gets on the probes.
 
-    python bench/open_set.py [--sizes 10,100,1000] [--seed 0]
+Then what `fnet recognize` does with no flags (fnet.people.identify): each probe is named its
+nearest enrolled person when within the gallery's own threshold, chosen for 1% FPIR from the
+gallery and the LFW curve; DIR and FPIR at 10 / 100 / 1,000 / 5,000 enrolled people (a gallery
+larger than the enrolled pool takes people LFW has one photo of, who then leave the strangers).
+
+    python bench/open_set.py [--sizes 10,100,1000] [--default-sizes 10,100,1000,5000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ STRANGER_PEOPLE = 500
 
 
 def split(labels: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({enrolled-pool person: their photo rows}, non-mated probe rows)."""
+    """({enrolled-pool person: their photo rows}, non-mated probe rows: the strangers' photos, then the single-photo people)."""
     rows = defaultdict(list)
     for row, label in enumerate(labels):
         rows[label].append(row)
@@ -77,6 +82,25 @@ def rates(x, labels, gallery_people, pool, non_mated, thresholds, target: float)
     return np.array([measure(t) for t in thresholds]), estimate
 
 
+def default_policy(x, labels, pool, non_mated, size: int, rng) -> tuple[float, float, float, str]:
+    """(threshold, DIR, FPIR, why) of `fnet recognize` with no flags, on one random gallery of `size` people."""
+    from fnet.people.identify import Identifier
+
+    people = sorted(pool)
+    chosen = rng.choice(people, min(size, len(people)), replace=False)
+    gallery = [int(pool[p][0]) for p in chosen]
+    singles = non_mated[np.isin(labels[non_mated], [lab for lab, n in zip(*np.unique(labels, return_counts=True)) if n == 1])]
+    extra = singles[: max(0, size - len(people))]  # a gallery larger than the pool: single-photo people join it
+    gallery = np.array(gallery + extra.tolist())
+    strangers = np.setdiff1d(non_mated, extra)
+    mated = np.concatenate([pool[p][1 : 1 + PER_PERSON] for p in chosen])
+    identifier = Identifier(x[gallery], labels[gallery].tolist(), np.arange(len(gallery)))
+    choice = identifier.threshold("facenet-casia", 1.24)
+    named = np.array([i.name for i in identifier.identify(x[mated], choice.value)], object)
+    refused = [i.name for i in identifier.identify(x[strangers], choice.value)]
+    return choice.value, float(np.mean(named == labels[mated])), float(np.mean([n is not None for n in refused])), choice.why
+
+
 def plot(curves: dict[int, np.ndarray], thresholds: np.ndarray, default: float, path: Path) -> None:
     import matplotlib
 
@@ -103,6 +127,7 @@ def plot(curves: dict[int, np.ndarray], thresholds: np.ndarray, default: float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--default-sizes", default="10,100,1000,5000", help="gallery sizes for `fnet recognize` with no flags")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fpir", type=float, default=0.01, help="the target of `fnet search --fpir` to check")
     parser.add_argument("--plot", default=str(ROOT / "docs/img/open_set.png"))
@@ -141,6 +166,15 @@ def main() -> None:
         print(f"{size:,} enrolled: loosest threshold with FPIR <= 1%: {thresholds[i]:.2f} (DIR {r[i, 0]:.1%}, FPIR {r[i, 1]:.2%})")
     plot(curves, thresholds, default, Path(args.plot))
     print(f"plot: {args.plot}")
+
+    print("\n`fnet recognize` with no flags (nearest person within the gallery's threshold, chosen for FPIR 1%):")
+    print("| enrolled | galleries | threshold (mean) | DIR | FPIR | how the threshold was chosen (first gallery) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for size in (int(s) for s in args.default_sizes.split(",")):
+        draws = max(1, min(20, 1000 // size))
+        runs = [default_policy(x, labels, pool, non_mated, size, rng) for _ in range(draws)]
+        t, dir_, fpir = (np.mean([r[i] for r in runs]) for i in range(3))
+        print(f"| {size:,} | {draws} | {t:.3f} | {dir_:.1%} | {fpir:.2%} | {runs[0][3].split(': ', 1)[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -209,3 +209,18 @@ def test_small_background_faces_are_not_enrolled(tmp_path):
     Image.open(DEEPFACE / "img1.jpg").reduce(16).save(small)  # the 557 px face shrinks to 35 px
     code, report = fnet_json("people", "add", "Tiny", str(small), "-g", str(tmp_path / "g.db"), "--device", "cpu")
     assert code == 0 and report["below_quality"] == 1 and report["faces"] == 0
+
+
+def test_export_and_import_carry_every_face_without_pickle(enrolled, tmp_path):
+    from fnet.io.store import Store
+
+    assert runner.invoke(app, ["people", "export", str(tmp_path / "out"), "-g", str(enrolled)]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["faces.h5", "people.json"]
+    with Store(tmp_path / "out" / "faces.h5") as store:  # a store any fnet command reads
+        assert len(store) == len(json.loads((tmp_path / "out" / "people.json").read_text())["faces"])
+    copy = str(tmp_path / "copy.db")
+    first = fnet_json("people", "import", str(tmp_path / "out"), "-g", copy)[1]["added"]
+    assert first["Brad Pitt"] == 1 and len(first) == 14
+    assert fnet_json("people", "import", str(tmp_path / "out"), "-g", copy)[1]["added"] == {}  # nothing twice
+    same = [fnet_json("recognize", str(DEEPFACE / "couple.jpg"), "-g", g, "--device", "cpu")[1]["photos"][0]["faces"] for g in (str(enrolled), copy)]
+    assert [f["name"] for f in same[0]] == [f["name"] for f in same[1]] and same[0][0]["distance"] == pytest.approx(same[1][0]["distance"])

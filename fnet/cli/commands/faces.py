@@ -18,6 +18,7 @@ from fnet.face import DETECT_SIZE
 @command
 def faces(
     photo: Annotated[Path, typer.Argument(help="A photo.")],
+    draw: Annotated[Path | None, typer.Option("--draw", help="Write the photo with each face boxed and numbered, as JPEG.")] = None,
     detector: DetectorOption = "mtcnn",
     min_face: MinFaceOption = 20,
     detect_size: DetectSizeOption = DETECT_SIZE,
@@ -31,11 +32,16 @@ def faces(
 
     Example: fnet faces group.jpg --json
     """
+    from fnet.io.drawing import draw_faces
+    from fnet.io.images import load_image
     from fnet.pipeline import load_pipeline
     from fnet.pipeline.faces import find_faces
 
     pipeline = load_pipeline(detector=detector, device=device, min_face=min_face, detect_size=detect_size)
-    found = find_faces(pipeline, photo, embed=False)
+    image = load_image(photo)
+    found = find_faces(pipeline, image, embed=False)
+    if draw is not None:
+        draw_faces(image, [f.box for f in found], [f"{f.number}: {f.score:.2f}" for f in found], [True] * len(found), draw)
     table = Table(title=Text(f"{photo}: {len(found)} face(s)"), title_justify="left")
     for column in ("face", "box (x1, y1, x2, y2)", "width", "confidence"):
         table.add_column(column)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +13,7 @@ from rich.text import Text
 from fnet.cli.app import command, people_app
 from fnet.cli.options import GalleryOption, JsonOption, gallery_path
 from fnet.cli.output import result
+from fnet.errors import SettingsError
 
 NameArgument = Annotated[str, typer.Argument(help="A person's name, as `fnet people list` shows it.")]
 
@@ -83,3 +86,29 @@ def remove(name: NameArgument, gallery: GalleryOption = None, json_output: JsonO
     with _open(gallery) as g, g.writing():
         removed = g.remove(name)
     result({"removed": name, "faces": removed}, f"{name} removed, with {removed} faces")
+
+
+@command(group=people_app)
+def export(folder: Annotated[Path, typer.Argument(help="Folder to write people.json and faces.h5 into.")], gallery: GalleryOption = None, json_output: JsonOption = False) -> None:
+    """Write the gallery as files to hand on: people.json (names, faces) and faces.h5 (embeddings); no pickle."""
+    from fnet.people.transfer import export_gallery
+
+    with _open(gallery) as g:
+        manifest = export_gallery(g, folder)
+    result({"folder": str(folder), "people": len(manifest["people"]), "faces": len(manifest["faces"])},
+           f"{folder}: {len(manifest['people'])} people, {len(manifest['faces'])} faces")
+
+
+@command(group=people_app)
+def import_(folder: Annotated[Path, typer.Argument(help="A folder written by `fnet people export`.")], gallery: GalleryOption = None, json_output: JsonOption = False) -> None:
+    """Add an exported gallery's people and faces (those already here are skipped); the gallery is made if new."""
+    from fnet.people.gallery import Gallery
+    from fnet.people.transfer import MANIFEST, import_gallery
+
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise SettingsError(f"{folder}: not an exported gallery ({err})") from None
+    with Gallery.open(gallery_path(gallery), meta["model"], meta["embedding_dim"], create=True) as g, g.writing():
+        added = import_gallery(g, folder)
+    result({"added": added}, f"added {sum(added.values())} faces of {len(added)} people")
