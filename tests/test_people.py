@@ -224,3 +224,29 @@ def test_export_and_import_carry_every_face_without_pickle(enrolled, tmp_path):
     assert fnet_json("people", "import", str(tmp_path / "out"), "-g", copy)[1]["added"] == {}  # nothing twice
     same = [fnet_json("recognize", str(DEEPFACE / "couple.jpg"), "-g", g, "--device", "cpu")[1]["photos"][0]["faces"] for g in (str(enrolled), copy)]
     assert [f["name"] for f in same[0]] == [f["name"] for f in same[1]] and same[0][0]["distance"] == pytest.approx(same[1][0]["distance"])
+
+
+def test_the_threshold_follows_the_gallery_size_and_says_why():
+    from fnet.people.identify import Identifier, curve_threshold
+
+    assert curve_threshold("facenet-casia", 3) == 0.95 and curve_threshold("facenet-casia", 100) == pytest.approx(0.80)
+    assert 0.80 < curve_threshold("facenet-casia", 30) < 0.95  # straight in log N between the measured sizes
+    assert curve_threshold("facenet-casia", 10_000) == pytest.approx(0.50)  # and beyond them
+    assert curve_threshold("my-model", 10) is None
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    names = [f"p{i // 2}" for i in range(400)]  # 200 people, two faces each
+    small = Identifier(x[:20], names[:20], np.arange(20))
+    assert small.threshold("facenet-casia", 1.24).why.startswith("0.950: measured on LFW")  # 10 people: the curve
+    unknown = small.threshold("my-model", 1.1)
+    assert unknown.value == 1.1 and unknown.fpir is None and "unknown" in unknown.why  # not calibrated, and it says so
+    large = Identifier(x, names, np.arange(400))
+    estimated = large.threshold("my-model", 1.1)
+    assert estimated.fpir == 0.01 and "estimated on this gallery's 200 people" in estimated.why
+    capped = large.threshold("facenet-casia", 1.24)
+    assert capped.value == min(estimated.value, curve_threshold("facenet-casia", 200))
+
+    found = large.identify(x[:1] * 0.99 + x[2:3] * 0.01, threshold=estimated.value)[0]
+    assert found.name == "p0" and found.nearest == "p0" and found.runner_up not in (None, "p0") and found.margin > 0

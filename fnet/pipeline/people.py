@@ -181,6 +181,8 @@ def open_identifier(gallery_path: Path, pipeline: Pipeline, threshold: float | N
     """The gallery's faces ready to search, and the threshold to name them by (given, or chosen for fpir)."""
     with Gallery.open(gallery_path, pipeline.info.name) as gallery:
         identifier = Identifier(*gallery.embeddings())
+    if not len(identifier.names):
+        raise SettingsError(f"{gallery_path}: nobody is enrolled yet (`fnet people enrol` or `fnet people add`)")
     if threshold is not None:
         if not 0 <= threshold <= 4:
             raise SettingsError(f"--threshold {threshold:g}: a squared L2 distance between unit vectors, from 0 to 4")

@@ -51,10 +51,11 @@ def train(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
 ) -> None:
-    """Train face embeddings with the triplet loss and online mining (FaceNet).
+    """Train face embeddings: the triplet loss with online mining (FaceNet), or ArcFace (--loss arcface).
 
     Batches hold P identities x K faces; the miner picks, inside each batch, a semi-hard
-    negative for every anchor-positive pair. Held-out identities are scored (10-fold
+    negative for every anchor-positive pair (ArcFace instead scores every face against a
+    classifier of the training identities, which is dropped from the saved model). Held-out identities are scored (10-fold
     accuracy, VAL at FAR=1e-3) during training. Running the same command again resumes
     from the last checkpoint. Several GPUs or machines: torchrun --nproc-per-node N -m fnet train ...
 
