@@ -28,7 +28,8 @@ FORBIDDEN = {  # a package -> the packages its modules may not import
     "fnet/retrieval": ("torch", "fnet.pipeline", "fnet.cli"),
     "fnet/people": ("torch", "fnet.core", "fnet.pipeline", "fnet.cli"),
     "fnet/training": ("fnet.pipeline", "fnet.cli"),
-    "fnet/pipeline": ("fnet.cli",),
+    "fnet/pipeline": ("fnet.cli", "fnet.serve"),
+    "fnet/serve": ("fnet.cli",),
 }
 
 

@@ -7,6 +7,7 @@ decompression bombs (pixel count checked from the header, before decoding).
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections import deque
@@ -44,11 +45,28 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if path.is_dir():
         raise ImageError(path, "is a directory, not an image")
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file")
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError as err:
+        raise ImageError(path, f"cannot be read ({err.strerror or err})") from None
+    if not head:
+        raise ImageError(path, "empty file")
+    return _decode(path, path, head, max_pixels)
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """As load_image, for a photo's bytes (an upload); errors name it `name`. The pixel limit is read
+    from the header, before decoding: a decompression bomb is refused at a few bytes' cost."""
+    if not data:
+        raise ImageError(name, "empty file")
+    return _decode(io.BytesIO(data), Path(name), data[:12], max_pixels)
+
+
+def _decode(source, path: Path, head: bytes, max_pixels: int) -> np.ndarray:
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(path, f"too large: {width} x {height} pixels (limit {max_pixels:,}); resize it first")
@@ -57,7 +75,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except ImageError:
         raise
     except UnidentifiedImageError:
-        kind = _signature(path)
+        kind = _signature(head)
         if kind:
             raise ImageError(path, f"corrupt or truncated {kind} file") from None
         if path.suffix.lower() in (".heic", ".heif"):
@@ -107,10 +125,8 @@ _SIGNATURES = {
 }
 
 
-def _signature(path: Path) -> str | None:
+def _signature(head: bytes) -> str | None:
     """The format a file's first bytes claim, to tell a damaged image from a non-image."""
-    with open(path, "rb") as handle:
-        head = handle.read(12)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)

@@ -4,7 +4,7 @@ import importlib
 
 COMMANDS = (
     "models", "demo", "faces", "verify", "recognize", "align", "embed", "merge", "index", "search", "cluster", "evaluate", "train",
-    "people", "people_manage",
+    "people", "people_manage", "serve",
 )
 
 for _name in COMMANDS:

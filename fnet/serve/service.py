@@ -1,0 +1,93 @@
+"""What the server does, without HTTP: one pipeline, one batcher, the gallery; every method takes
+decoded photos and returns the same result objects as the Python API and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from fnet.people.gallery import Gallery, NewFace
+from fnet.people.identify import DEFAULT_FPIR, Identifier, ThresholdChoice
+from fnet.pipeline.build import Pipeline
+from fnet.pipeline.faces import FoundFace
+from fnet.pipeline.people import Quality, RecognisedFace
+from fnet.pipeline.verify import Verdict, choose_face, verify_photos
+from fnet.serve.batcher import Batcher
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSettings:
+    gallery: Path
+    model: str | None = None
+    device: str = "auto"
+    token: str | None = None  # bearer token required on every route but /health
+    max_upload_bytes: int = 20 * 2**20
+    max_pixels: int = 40_000_000  # decoded photo size limit, checked from the header
+    max_queue: int = 32  # requests in progress at once; more are answered 503
+    max_batch: int = 32  # faces per forward pass
+    max_wait: float = 0.005  # seconds a forward pass waits for more faces
+
+
+class Service:
+    def __init__(self, settings: ServeSettings, pipeline: Pipeline):
+        self.settings, self.pipeline = settings, pipeline
+        self.batcher = Batcher(lambda crops: pipeline.embedder.embed(crops), settings.max_batch, settings.max_wait)
+        self._cache: tuple[tuple, Identifier, ThresholdChoice] | None = None
+        self._cache_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.batcher.submit(np.stack(crops)).result() if crops else np.zeros((0, self.pipeline.info.embedding_dim), np.float32)
+
+    def faces(self, image: np.ndarray) -> list[FoundFace]:
+        aligned = self.pipeline.aligner("all").align([image])[0]
+        embeddings = self.embed([a.crop for a in aligned])
+        return [FoundFace(a.index, a.face, a.crop, e) for a, e in zip(aligned, embeddings)]
+
+    def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None = None) -> Verdict:
+        return verify_photos(self.pipeline, a, b, threshold=threshold)
+
+    def identifier(self) -> tuple[Identifier, ThresholdChoice]:
+        """The gallery's faces and threshold, rebuilt when the gallery file changed (whoever wrote it)."""
+        path = self.settings.gallery
+        key = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in (path, Path(f"{path}-wal")))
+        with self._cache_lock:
+            if self._cache is None or self._cache[0] != key:
+                with Gallery.open(path, self.pipeline.info.name) as gallery:
+                    identifier = Identifier(*gallery.embeddings())
+                info = self.pipeline.info
+                self._cache = (key, identifier, identifier.threshold(info.name, info.threshold, DEFAULT_FPIR))
+            return self._cache[1], self._cache[2]
+
+    def recognize(self, image: np.ndarray) -> tuple[list[RecognisedFace], ThresholdChoice]:
+        identifier, chosen = self.identifier()
+        found = self.faces(image)
+        identities = identifier.identify(np.stack([f.embedding for f in found]), chosen.value) if found else []
+        return [RecognisedFace(f.number, f.face, i) for f, i in zip(found, identities)], chosen
+
+    def enrol(self, name: str, image: np.ndarray, photo: str, quality: Quality = Quality()) -> NewFace:
+        """The photo's main face joins `name` (created if new); one transaction."""
+        chosen = choose_face(photo, self.pipeline.aligner("all"), image=image)
+        if problem := quality.problem(chosen.face):
+            from fnet.pipeline.verify import VerifyError
+
+            raise VerifyError(photo, problem)
+        face = NewFace(self.embed([chosen.crop])[0], photo, chosen.number, chosen.face.box, chosen.face.score, "upload")
+        info = self.pipeline.info
+        with Gallery.open(self.settings.gallery, info.name, info.embedding_dim, create=True) as gallery, gallery.writing():
+            gallery.add_faces(name, [face])
+        return face
+
+
+def loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def env_token() -> str | None:
+    return os.environ.get("FNET_TOKEN") or None
