@@ -13,6 +13,13 @@ from PIL import Image
 from fnet.crops import crop_face
 
 
+def thumbnail_jpeg(image: np.ndarray, size: int = 96) -> bytes:
+    """A face crop as a small JPEG (kept in the people gallery)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((size, size), Image.BILINEAR).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
 def thumbnail_uri(image: np.ndarray, size: int = 112) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image).resize((size, size), Image.BILINEAR).save(buffer, "JPEG", quality=85)

@@ -50,6 +50,7 @@ class NewFace:
     box: tuple[float, float, float, float] = (np.nan,) * 4
     score: float = float("nan")  # detector confidence
     source: str = "photo"  # photo, folder, cluster, import
+    thumbnail: bytes | None = None  # a small JPEG of the face (fnet.io.thumbnails.thumbnail_jpeg)
 
 
 def default_gallery() -> Path:
@@ -175,8 +176,9 @@ class Gallery:
             if f.embedding.shape != (self.embedding_dim,):
                 raise GalleryError(self.path, f"a {f.embedding.shape[0]}-D embedding cannot join {self.embedding_dim}-D faces")
         self.db.executemany(
-            "INSERT INTO faces (person, photo, face, x1, y1, x2, y2, score, source, embedding, added) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(person, f.photo, f.face, *map(_real, f.box), _real(f.score), f.source, f.embedding.astype("<f4").tobytes(), _now()) for f in faces],
+            "INSERT INTO faces (person, photo, face, x1, y1, x2, y2, score, source, embedding, added, thumbnail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(person, f.photo, f.face, *map(_real, f.box), _real(f.score), f.source, f.embedding.astype("<f4").tobytes(), _now(), f.thumbnail)
+             for f in faces],
         )
         return person
 
@@ -222,6 +224,11 @@ class Gallery:
         )
         keys = ("id", "person", "photo", "face", "x1", "y1", "x2", "y2", "score", "source", "added")
         return [dict(zip(keys, row)) for row in rows]
+
+    def thumbnails(self, face_ids: list[int]) -> dict[int, bytes]:
+        """The faces' JPEG thumbnails (faces enrolled before fnet kept them have none)."""
+        rows = self.db.execute(f"SELECT id, thumbnail FROM faces WHERE id IN ({_marks(face_ids)}) AND thumbnail IS NOT NULL", face_ids)
+        return dict(rows.fetchall())
 
     def embeddings(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(N x D float32 embeddings, each face's person name, face ids), in face order."""

@@ -27,6 +27,10 @@ MIGRATIONS = [
     );
     CREATE INDEX faces_person ON faces(person);
     """,
+    # 1 -> 2: a small JPEG of each face, for people to look at (the browser UI, `fnet people show`)
+    """
+    ALTER TABLE faces ADD COLUMN thumbnail BLOB
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

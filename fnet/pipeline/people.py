@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fnet.clustering.output import JSON, cluster_names, name_clusters, person_name
+from fnet.clustering.sheet import face_pictures
 from fnet.errors import SettingsError
 from fnet.face import Face
 from fnet.io.images import ImageError, photo_batches
 from fnet.io.stores import open_store
+from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.io.tree import find_images, label_of
 from fnet.people.gallery import Gallery, NewFace
 from fnet.people.identify import Identifier, Identity, ThresholdChoice
@@ -98,7 +100,7 @@ def enrol_photos(
         if crops:
             embeddings = pipeline.embedder.embed(np.stack([f.crop for _, _, f in crops]))
             for (name, path, f), embedding in zip(crops, embeddings):
-                found.setdefault(name, []).append(NewFace(embedding, str(path), f.index, f.face.box, f.face.score, source))
+                found.setdefault(name, []).append(NewFace(embedding, str(path), f.index, f.face.box, f.face.score, source, thumbnail_jpeg(f.crop)))
     with Gallery.open(gallery_path, pipeline.info.name) as gallery, gallery.writing():
         for name, faces in found.items():
             gallery.add_faces(name, faces)
@@ -133,6 +135,8 @@ def enrol_clusters(
         chosen = {c: given.get(c, person_name(c)) for c, rows in enumerate(meta["members"]) if len(rows) > 1} if every else given
         root, paths, boxes = Path(store.attrs.get("root", "")), store.paths(), store.boxes()
         found: dict[str, list[NewFace]] = {}
+        wanted = sorted(row for cluster in chosen for row in meta["members"][cluster])
+        pictures = {row: thumbnail_jpeg(p) for row, p in face_pictures(store, wanted, 96) if not isinstance(p, ImageError)}
         for cluster, name in chosen.items():
             rows = np.array(meta["members"][cluster], np.int64)
             for row, embedding in zip(rows, store.take(rows)):
@@ -140,7 +144,9 @@ def enrol_clusters(
                 if not np.isnan(box[0]) and box[2] - box[0] < quality.min_size:
                     report.below_quality += 1
                     continue
-                found.setdefault(name, []).append(NewFace(embedding.astype(np.float32), str(root / paths[row]), 0, box, float("nan"), "cluster"))
+                found.setdefault(name, []).append(
+                    NewFace(embedding.astype(np.float32), str(root / paths[row]), 0, box, float("nan"), "cluster", pictures.get(int(row)))
+                )
         model, dim = store.attrs["model"], store.dim
     with Gallery.open(gallery_path, model, dim, create=True) as gallery, gallery.writing():
         done = {(f["person"], f["photo"], f["x1"]) for f in gallery.faces()}

@@ -22,8 +22,10 @@ from fnet import __version__
 from fnet.errors import FnetError
 from fnet.io.images import ImageError, decode_image
 from fnet.io.lock import LockedError
-from fnet.people.gallery import Gallery, GalleryError
+from fnet.people.gallery import GalleryError
+from fnet.serve.people_routes import people_router
 from fnet.serve.service import ServeSettings, Service
+from fnet.serve.ui import ui_router
 
 
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
@@ -106,37 +108,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             found, chosen = await _in_thread(service.recognize, await photo(image, "image"))
         return {"threshold": chosen.to_dict(), "faces": [f.to_dict() for f in found]}
 
-    @app.get("/people", dependencies=guarded)
-    def people() -> dict:
-        if not settings.gallery.exists():
-            return {"people": []}
-        with Gallery.open(settings.gallery) as gallery:
-            return {"people": [vars(p) for p in gallery.people()]}
-
-    @app.post("/people/{name}/faces", dependencies=guarded, status_code=201)
-    async def enrol(name: str, image: Annotated[UploadFile, File()]) -> dict:
-        with slot():
-            face = await _in_thread(service.enrol, name, await photo(image, "image"), image.filename or "upload")
-        return {"person": name, "face": face.face, "box": [round(v, 2) for v in face.box]}
-
-    @app.patch("/people/{name}", dependencies=guarded)
-    def rename(name: str, body: dict) -> dict:
-        with Gallery.open(settings.gallery) as gallery, gallery.writing():
-            if "merge_into" in body:
-                return {"merged": name, "into": body["merge_into"], "faces": gallery.merge(name, str(body["merge_into"]))}
-            gallery.rename(name, str(body["name"]))
-        return {"renamed": name, "to": body["name"]}
-
-    @app.post("/faces/move", dependencies=guarded)
-    def move(body: dict) -> dict:
-        with Gallery.open(settings.gallery) as gallery, gallery.writing():
-            return {"moved": gallery.move_faces([int(f) for f in body["faces"]], str(body["to"])), "to": body["to"]}
-
-    @app.delete("/people/{name}", dependencies=guarded)
-    def remove(name: str) -> dict:
-        with Gallery.open(settings.gallery) as gallery, gallery.writing():
-            return {"removed": name, "faces": gallery.remove(name)}
-
+    app.include_router(people_router(service, slot, photo, _in_thread), dependencies=guarded)
+    app.include_router(ui_router())
     app.state.service = service
     return app
 

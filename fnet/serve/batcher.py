@@ -1,36 +1,37 @@
-"""Dynamic batching: face crops from concurrent requests share forward passes of the model.
+"""Dynamic batching: work from concurrent requests shares passes of a network.
 
-Each request submits its crops and waits on a future; one worker thread takes what is queued,
-up to ``max_batch`` crops, waiting at most ``max_wait`` seconds for more once the first
-arrives, embeds them in one pass and hands each request its rows. Under load the batches
-fill, so throughput grows with concurrency; alone, a request waits ``max_wait`` at most.
+Each request submits its items (photos to detect, crops to embed) and waits on a future; one
+worker thread takes what is queued, up to ``max_batch`` items, waiting at most ``max_wait``
+seconds for more once the first arrives, runs ``process`` on them all at once and hands each
+request its results. Under load the batches fill, so throughput grows with concurrency, and
+the networks run on one thread each instead of one per request (no oversubscribed cores);
+alone, a request waits ``max_wait`` at most.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-
-import numpy as np
+from typing import Any
 
 
 class Batcher:
-    def __init__(self, embed: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait: float = 0.005):
-        self.embed, self.max_batch, self.max_wait = embed, max_batch, max_wait
-        self.pending: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
-        self.batches = 0  # forward passes made (for tests and /health)
-        self.worker = threading.Thread(target=self._run, name="fnet-batcher", daemon=True)
+    def __init__(self, process: Callable[[list], Sequence], max_batch: int = 32, max_wait: float = 0.005, name: str = "batcher"):
+        self.process, self.max_batch, self.max_wait = process, max_batch, max_wait
+        self.pending: queue.Queue[tuple[list, Future] | None] = queue.Queue()
+        self.batches = 0  # passes made (for tests and /health)
+        self.worker = threading.Thread(target=self._run, name=f"fnet-{name}", daemon=True)
         self.worker.start()
 
-    def submit(self, crops: np.ndarray) -> Future:
-        """Embeddings of N x S x S x 3 uint8 crops, as a future of an N x D array."""
+    def submit(self, items: Sequence[Any]) -> Future:
+        """The results of `process` for these items, in order, as a future of a list."""
         done: Future = Future()
-        if not len(crops):
-            done.set_result(np.zeros((0, 0), np.float32))
+        if not len(items):
+            done.set_result([])
         else:
-            self.pending.put((crops, done))
+            self.pending.put((list(items), done))
         return done
 
     def close(self) -> None:
@@ -53,17 +54,17 @@ class Batcher:
                     break
                 jobs.append(job)
                 count += len(job[0])
-            self._embed(jobs)
+            self._process(jobs)
 
-    def _embed(self, jobs: list[tuple[np.ndarray, Future]]) -> None:
+    def _process(self, jobs: list[tuple[list, Future]]) -> None:
         try:
-            rows = self.embed(np.concatenate([crops for crops, _ in jobs]))
+            rows = self.process([item for items, _ in jobs for item in items])
             self.batches += 1
         except Exception as err:  # noqa: BLE001 (handed to every waiting request)
             for _, done in jobs:
                 done.set_exception(err)
             return
         start = 0
-        for crops, done in jobs:
-            done.set_result(rows[start : start + len(crops)])
-            start += len(crops)
+        for items, done in jobs:
+            done.set_result(list(rows[start : start + len(items)]))
+            start += len(items)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.people.gallery import Gallery, NewFace
 from fnet.people.identify import DEFAULT_FPIR, Identifier, ThresholdChoice
 from fnet.pipeline.build import Pipeline
@@ -25,6 +26,7 @@ class ServeSettings:
     model: str | None = None
     device: str = "auto"
     token: str | None = None  # bearer token required on every route but /health
+    clusters: Path | None = None  # a `fnet cluster` folder whose groups the UI offers to name
     max_upload_bytes: int = 20 * 2**20
     max_pixels: int = 40_000_000  # decoded photo size limit, checked from the header
     max_queue: int = 32  # requests in progress at once; more are answered 503
@@ -35,18 +37,21 @@ class ServeSettings:
 class Service:
     def __init__(self, settings: ServeSettings, pipeline: Pipeline):
         self.settings, self.pipeline = settings, pipeline
-        self.batcher = Batcher(lambda crops: pipeline.embedder.embed(crops), settings.max_batch, settings.max_wait)
+        self.batcher = Batcher(lambda crops: pipeline.embedder.embed(np.stack(crops)), settings.max_batch, settings.max_wait, "embedder")
+        aligner = pipeline.aligner("all")
+        self.detections = Batcher(aligner.align, max_batch=16, max_wait=settings.max_wait, name="detector")
         self._cache: tuple[tuple, Identifier, ThresholdChoice] | None = None
         self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self.batcher.close()
+        self.detections.close()
 
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        return self.batcher.submit(np.stack(crops)).result() if crops else np.zeros((0, self.pipeline.info.embedding_dim), np.float32)
+    def embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        return self.batcher.submit(crops).result()
 
     def faces(self, image: np.ndarray) -> list[FoundFace]:
-        aligned = self.pipeline.aligner("all").align([image])[0]
+        aligned = self.detections.submit([image]).result()[0]  # photos of concurrent requests share detector passes
         embeddings = self.embed([a.crop for a in aligned])
         return [FoundFace(a.index, a.face, a.crop, e) for a, e in zip(aligned, embeddings)]
 
@@ -78,7 +83,7 @@ class Service:
             from fnet.pipeline.verify import VerifyError
 
             raise VerifyError(photo, problem)
-        face = NewFace(self.embed([chosen.crop])[0], photo, chosen.number, chosen.face.box, chosen.face.score, "upload")
+        face = NewFace(self.embed([chosen.crop])[0], photo, chosen.number, chosen.face.box, chosen.face.score, "upload", thumbnail_jpeg(chosen.crop))
         info = self.pipeline.info
         with Gallery.open(self.settings.gallery, info.name, info.embedding_dim, create=True) as gallery, gallery.writing():
             gallery.add_faces(name, [face])
