@@ -46,8 +46,28 @@ def run(code: str, name: str, namespace: dict) -> list[str]:
     return printed.getvalue().splitlines()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`fnet serve` on a free loopback port, with Angelina Jolie enrolled (for docs/serve.md's example)."""
+    pytest.importorskip("fastapi")
+    from test_serve import Server
+
+    import fnet
+    from fnet.pipeline import load_pipeline
+    from fnet.serve.app import create_app
+    from fnet.serve.service import ServeSettings, Service
+
+    settings = ServeSettings(tmp_path_factory.mktemp("serve") / "people.db", device="cpu")
+    service = Service(settings, load_pipeline(device="cpu").preload())
+    service.enrol("Angelina Jolie", fnet.load_image(DEEPFACE / "img1.jpg"), "img1.jpg")
+    with Server(create_app(settings, service)) as url:
+        yield url
+
+
 @pytest.mark.parametrize(("path", "number", "code"), BLOCKS, ids=[f"{p.name}-{n}" for p, n, _ in BLOCKS])
-def test_documented_python_runs(path, number, code, example_folder):
+def test_documented_python_runs(path, number, code, example_folder, request, monkeypatch):
+    if path.name == "serve.md":
+        monkeypatch.setenv("FNET_URL", request.getfixturevalue("server"))
     namespace: dict = {}
     for earlier in python_blocks(path)[:number]:  # a page's blocks run in order, as a reader would
         run(earlier, path.name, namespace)

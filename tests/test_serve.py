@@ -175,3 +175,58 @@ def test_a_full_queue_answers_503_at_once(service):
     assert codes[0] == 200 and set(codes) <= {200, 503} and 503 in codes  # the rest refused, none hung or failed
     assert all("busy" in a.json()["detail"] for a in answers if a.status_code == 503)
 
+
+
+def test_killing_the_server_mid_enrolment_loses_nothing_acknowledged(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url, gallery = f"http://127.0.0.1:{port}", tmp_path / "people.db"
+    command = [sys.executable, "-m", "fnet", "serve", "--port", str(port), "-g", str(gallery), "--device", "cpu"]
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                time.sleep(0.1)
+        process.kill()
+        raise RuntimeError("fnet serve did not start")
+
+    photos = sorted(LFW.glob("*/*_0001.jpg"))[:40]
+    acknowledged: list[str] = []
+    server = start()
+
+    def enrol() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for photo in photos:
+                try:
+                    answer = client.post(f"/people/{photo.parent.name}/faces", files={"image": upload(photo)})
+                except httpx.TransportError:
+                    return  # the server died under this request: not acknowledged
+                if answer.status_code == 201:
+                    acknowledged.append(photo.parent.name)
+
+    worker = threading.Thread(target=enrol)
+    worker.start()
+    while len(acknowledged) < 5:
+        time.sleep(0.05)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    worker.join()
+    assert 5 <= len(acknowledged) < len(photos)  # killed part-way
+    server = start()
+    try:
+        people = {p["name"]: p["faces"] for p in httpx.get(url + "/people").json()["people"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert set(acknowledged) <= set(people)  # every acknowledged enrolment survived the kill
+    assert len(people) <= len(acknowledged) + 1  # and at most the one in flight besides

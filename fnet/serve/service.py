@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnet.errors import SettingsError
 from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.people.gallery import Gallery, NewFace
 from fnet.people.identify import DEFAULT_FPIR, Identifier, ThresholdChoice
@@ -71,7 +72,11 @@ class Service:
             return self._cache[1], self._cache[2]
 
     def recognize(self, image: np.ndarray) -> tuple[list[RecognisedFace], ThresholdChoice]:
+        if not self.settings.gallery.exists():
+            raise SettingsError(f"{self.settings.gallery.name}: nobody is enrolled yet (POST /people/NAME/faces)")
         identifier, chosen = self.identifier()
+        if not len(identifier.names):
+            raise SettingsError(f"{self.settings.gallery.name}: nobody is enrolled yet (POST /people/NAME/faces)")
         found = self.faces(image)
         identities = identifier.identify(np.stack([f.embedding for f in found]), chosen.value) if found else []
         return [RecognisedFace(f.number, f.face, i) for f, i in zip(found, identities)], chosen
