@@ -39,8 +39,9 @@ class Service:
     def __init__(self, settings: ServeSettings, pipeline: Pipeline):
         self.settings, self.pipeline = settings, pipeline
         self.batcher = Batcher(lambda crops: pipeline.embedder.embed(np.stack(crops)), settings.max_batch, settings.max_wait, "embedder")
-        aligner = pipeline.aligner("all")
-        self.detections = Batcher(aligner.align, max_batch=16, max_wait=settings.max_wait, name="detector")
+        self.aligner = pipeline.aligner("all")
+        # one model thread: a batch of photos is detected, then all its faces embedded, back to back
+        self.detections = Batcher(self._find, max_batch=16, max_wait=settings.max_wait, name="faces")
         self._cache: tuple[tuple, Identifier, ThresholdChoice] | None = None
         self._cache_lock = threading.Lock()
 
@@ -52,9 +53,13 @@ class Service:
         return self.batcher.submit(crops).result()
 
     def faces(self, image: np.ndarray) -> list[FoundFace]:
-        aligned = self.detections.submit([image]).result()[0]  # photos of concurrent requests share detector passes
-        embeddings = self.embed([a.crop for a in aligned])
-        return [FoundFace(a.index, a.face, a.crop, e) for a, e in zip(aligned, embeddings)]
+        return self.detections.submit([image]).result()[0]  # photos of concurrent requests share passes
+
+    def _find(self, images: list[np.ndarray]) -> list[list[FoundFace]]:
+        aligned = self.aligner.align(images)
+        crops = [a.crop for faces in aligned for a in faces]
+        rows = iter(self.pipeline.embedder.embed(np.stack(crops)) if crops else [])
+        return [[FoundFace(a.index, a.face, a.crop, next(rows)) for a in faces] for faces in aligned]
 
     def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None = None) -> Verdict:
         return verify_photos(self.pipeline, a, b, threshold=threshold)
