@@ -84,6 +84,8 @@ def test_people_enrolled_over_http_are_recognised_and_managed(api):
     people = {p["name"]: p["faces"] for p in api.get("/people").json()["people"]}
     assert people == {"Angelina Jolie": 2, "George W. Bush": 1}
     assert api.delete("/people/Nobody").status_code == 404
+    assert api.patch("/people/George W. Bush", json={"nickname": "W"}).status_code == 400  # a clear 4xx, not a 500
+    assert api.post("/faces/move", json={"faces": "all", "to": "x"}).status_code == 400
     assert api.delete("/people/George W. Bush").json()["faces"] == 1
 
 

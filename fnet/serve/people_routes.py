@@ -48,17 +48,22 @@ def people_router(service, slot, photo, in_thread) -> APIRouter:
     @router.patch("/people/{name}")
     def change(name: str, body: dict) -> dict:
         """{"name": NEW} renames; {"merge_into": OTHER} moves every face to OTHER and drops NAME."""
+        if not isinstance(body.get("merge_into", body.get("name")), str):
+            raise HTTPException(400, 'send {"name": NEW} to rename, or {"merge_into": OTHER} to merge')
         with gallery() as g, g.writing():
             if "merge_into" in body:
-                return {"merged": name, "into": body["merge_into"], "faces": g.merge(name, str(body["merge_into"]))}
-            g.rename(name, str(body["name"]))
+                return {"merged": name, "into": body["merge_into"], "faces": g.merge(name, body["merge_into"])}
+            g.rename(name, body["name"])
         return {"renamed": name, "to": body["name"]}
 
     @router.post("/faces/move")
     def move(body: dict) -> dict:
         """{"faces": [ids], "to": NAME}: faces enrolled under the wrong person go to NAME (created if new)."""
+        faces, to = body.get("faces"), body.get("to")
+        if not isinstance(to, str) or not isinstance(faces, list) or not faces or not all(isinstance(f, int) for f in faces):
+            raise HTTPException(400, 'send {"faces": [face ids], "to": NAME}')
         with gallery() as g, g.writing():
-            return {"moved": g.move_faces([int(f) for f in body["faces"]], str(body["to"])), "to": body["to"]}
+            return {"moved": g.move_faces(faces, to), "to": to}
 
     @router.delete("/people/{name}")
     def remove(name: str) -> dict:
@@ -92,6 +97,8 @@ def people_router(service, slot, photo, in_thread) -> APIRouter:
 
         if settings.clusters is None:
             raise HTTPException(404, "no cluster folder: start fnet serve with --clusters DIR")
+        if not isinstance(body.get("name"), str) or not body["name"].strip():
+            raise HTTPException(400, 'send {"name": NAME}')
         with slot():
             report = enrol_clusters(settings.gallery, settings.clusters, {number - 1: str(body["name"]).strip()})
         return {"cluster": number, "name": body["name"], "enrolled": report.faces}
