@@ -18,6 +18,7 @@ from fnet.io.lock import exclusive
 from fnet.io.store import StoreError
 from fnet.io.stores import open_store
 from fnet.retrieval.faiss_index import (
+    CODES_MIN_ROWS,
     KINDS,
     PQ_MIN_ROWS,
     TRAIN_POINTS_PER_CELL,
@@ -86,6 +87,11 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
                 raise IndexFileError(
                     f"{store_path}: {rows:,} faces are too few to train IVF-PQ's codebooks (at least {PQ_MIN_ROWS:,}); "
                     "at this size --kind flat is exact and fast"
+                )
+            if params.kind == "codes128" and rows < CODES_MIN_ROWS:
+                raise IndexFileError(
+                    f"{store_path}: {rows:,} faces are too few to train 128-byte codes (at least {CODES_MIN_ROWS:,}); "
+                    "at this size --kind flat is exact and small enough"
                 )
             params = auto_params(params, rows, dim)
             index = maybe_gpu(make_index(params, dim), use_gpu)

@@ -14,9 +14,11 @@ import numpy as np
 
 from fnet.errors import FnetError
 
-KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+KINDS = ("flat", "ivf", "ivfpq", "hnsw", "codes128")
 TRAIN_POINTS_PER_CELL = 64  # k-means sample: enough for stable cells, seconds on a laptop
 PQ_MIN_ROWS = 39 * 256  # FAISS's floor for training 8-bit codebooks (256 centroids x 39 points)
+CODE_DIMS = 128  # codes128: the paper's 128 bytes per face: PCA to 128 dimensions, one byte each
+CODES_MIN_ROWS = 1000  # enough faces to estimate a 128-dimension PCA and each dimension's byte range
 
 
 class IndexFileError(FnetError, ValueError):
@@ -57,6 +59,8 @@ def make_index(params: IndexParams, dim: int):
     faiss = _faiss()
     if params.kind == "flat":
         return faiss.IndexFlatL2(dim)
+    if params.kind == "codes128":  # exact search over 128-byte codes (PCA, then 8-bit scalar quantization)
+        return faiss.index_factory(dim, f"PCA{min(CODE_DIMS, dim)},SQ8", faiss.METRIC_L2)
     if params.kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, params.hnsw_m)
         index.hnsw.efSearch = params.ef_search

@@ -18,7 +18,7 @@ from fnet.errors import SettingsError
 def index(
     store: Annotated[Path, typer.Argument(help="An HDF5 store made by `fnet embed`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The FAISS index file (metadata goes to OUTPUT.json).")],
-    kind: Annotated[str, typer.Option(help="flat (exact), ivf, ivfpq (compressed) or hnsw (graph).")] = "flat",
+    kind: Annotated[str, typer.Option(help="flat (exact), ivf, ivfpq (compressed), hnsw (graph) or codes128 (the paper's 128 bytes per face, exact search).")] = "flat",
     nlist: Annotated[int, typer.Option(help="IVF cells (0: about 4 sqrt(N)).")] = 0,
     nprobe: Annotated[int, typer.Option(help="IVF cells searched per query (0: automatic).")] = 0,
     add: Annotated[bool, typer.Option("--add", help="Extend the existing index with the store's new rows.")] = False,
