@@ -227,3 +227,67 @@ def test_a_checkpoint_whose_metadata_lies_is_refused(tmp_path):
         result = runner.invoke(app, ["verify", photo, photo, "--model", str(path), "--json"])
         assert result.exit_code == 2, (field, result.output)
         assert message in json.loads(result.stdout)["error"], (field, result.stdout)
+
+
+def test_a_checkpoint_whose_weights_lie_about_its_network_is_one_error(tmp_path):
+    """Declared 512-D inception_resnet_v1, holding the small network's weights: exit 2 naming the file, no traceback."""
+    from fnet.core.checkpoint import save_weights
+    from fnet.core.info import ModelInfo
+    from fnet.core.models import create_model
+
+    path = tmp_path / "liar.safetensors"
+    info = ModelInfo(name="liar", architecture="inception_resnet_v1", embedding_dim=512, input_size=160)
+    save_weights(path, create_model("small", embedding_dim=128).state_dict(), info.to_dict())
+    photo = str(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg")
+    result = runner.invoke(app, ["verify", photo, photo, "--model", str(path), "--json"])
+    assert result.exit_code == 2 and "do not fit its declared 'inception_resnet_v1'" in json.loads(result.stdout)["error"]
+
+
+def _store(path, embeddings, paths, root="", dim=None):
+    from fnet.io.store import Rows, write_store
+
+    attrs = {"model": "facenet-casia", "embedding_dim": dim or embeddings.shape[1], "normalization": "fixed", "threshold": 1.24, "root": root}
+    write_store(path, [Rows(embeddings, paths, ["x"] * len(paths), np.full((len(paths), 4), np.nan, np.float32))], attrs)
+
+
+def test_non_finite_embeddings_are_never_written_nor_indexed(tmp_path):
+    import h5py
+
+    from fnet.io.store import StoreError
+
+    rows = np.eye(3, 8, dtype=np.float32)
+    bad = rows.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(StoreError, match="the embedding of b.png is not finite"):
+        _store(tmp_path / "bad.h5", bad, ["a.png", "b.png", "c.png"])
+    assert not (tmp_path / "bad.h5").exists()  # nothing half-written
+    _store(tmp_path / "s.h5", rows, ["a.png", "b.png", "c.png"])
+    with h5py.File(tmp_path / "s.h5", "r+") as f:  # a hostile store, edited by hand
+        f["embeddings"][2, 3] = np.inf
+    result = runner.invoke(app, ["index", str(tmp_path / "s.h5"), "-o", str(tmp_path / "s.faiss"), "--json"])
+    assert result.exit_code == 2 and "not finite" in json.loads(result.stdout)["error"]
+    merged = runner.invoke(app, ["merge", str(tmp_path / "s.h5"), "-o", str(tmp_path / "m.h5")])
+    assert merged.exit_code == 2 and "c.png is not finite" in merged.output
+
+
+def test_a_hostile_stores_paths_never_become_links_outside_its_root(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    x = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    _store(tmp_path / "s.h5", x / np.linalg.norm(x, axis=1, keepdims=True), ["../../../../etc/passwd", "/etc/shadow"], root=str(root))
+    result = runner.invoke(app, ["cluster", str(tmp_path / "s.h5"), "-o", str(tmp_path / "out"), "--folders", "links", "--no-sheet"])
+    assert result.exit_code == 2 and "outside the store's root" in result.output
+    assert not any(p.is_symlink() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_a_query_model_of_another_dimension_is_refused_by_name(tmp_path):
+    """A 128-D index searched with a 512-D model (its name copied) gives one line, not FAISS's assertion."""
+    from fnet.errors import SettingsError
+    from fnet.pipeline.search import open_gallery
+
+    x = np.random.default_rng(0).normal(size=(20, 128)).astype(np.float32)
+    _store(tmp_path / "s.h5", x / np.linalg.norm(x, axis=1, keepdims=True), [f"{i}.png" for i in range(20)])
+    assert runner.invoke(app, ["index", str(tmp_path / "s.h5"), "-o", str(tmp_path / "s.faiss")]).exit_code == 0
+    gallery = open_gallery(tmp_path / "s.faiss")
+    with pytest.raises(SettingsError, match="holds 128-D embeddings; 'facenet-casia' makes 512-D ones"):
+        gallery.check_model("facenet-casia", 512)

@@ -139,11 +139,13 @@ def cluster_folder(out: Path, cluster: int) -> Path:
 
 def write_links(out: Path, root: Path, paths: list[str], labels: np.ndarray) -> int:
     """people/person-NNNN/ with a symbolic link to each photo holding one of the cluster's faces."""
-    made = 0
+    made, root = 0, Path(root).resolve()
     for path, cluster in zip(paths, labels.tolist()):
         link = cluster_folder(out, cluster) / link_name(path)
         if link.is_symlink():
             continue
+        if not (root / path).resolve().is_relative_to(root):  # an absolute or ../ path: a hostile store
+            raise OutputError(f"{path}: outside the store's root {root}; no link is made to it")
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath((root / path).resolve(), link.parent), link)
         made += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from fnet.core.checkpoint import load_checkpoint, read_info
+from fnet.core.checkpoint import CheckpointError, load_checkpoint, read_info
 from fnet.core.embedder import Embedder
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
@@ -42,5 +42,9 @@ def load_model(
     state, info = load_checkpoint(path)
     with torch.device("meta"):  # no random initialisation: every weight comes from the file (0.25 s saved)
         module = create_model(info.architecture, embedding_dim=info.embedding_dim)
-    module.load_state_dict(state, assign=True)
+    try:
+        module.load_state_dict(state, assign=True)
+    except RuntimeError as err:  # missing / unexpected / mis-shaped tensors: the header does not describe the weights
+        first = str(err).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{path}: its weights do not fit its declared {info.architecture!r} ({info.embedding_dim}-D) network ({first})") from None
     return Embedder(module.eval(), info, device=device, precision=precision, batch_size=batch_size)

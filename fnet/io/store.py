@@ -99,6 +99,9 @@ def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no
         boxes = f.create_dataset("boxes", (0, 4), np.float32, maxshape=(None, 4), chunks=(CHUNK_ROWS, 4), track_times=False)
         count = 0
         for block in blocks:
+            bad = ~np.isfinite(block.embeddings).all(axis=1)
+            if bad.any():  # NaN weights, or a hostile store being merged: never written, never searched
+                raise StoreError(f"{path}: the embedding of {block.paths[int(np.argmax(bad))]} is not finite (NaN or Inf); nothing was written")
             end = count + len(block)
             for dataset in (emb, paths, labels, boxes):
                 dataset.resize(end, axis=0)

@@ -100,7 +100,10 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
             start = 0
             meta = {"kind": params.kind, **dataclasses.asdict(params)}
         for block_start in range(start, rows, 65536):
-            index.add(np.ascontiguousarray(store.rows(block_start, min(block_start + 65536, rows)).embeddings))
+            block = store.rows(block_start, min(block_start + 65536, rows))
+            if not np.isfinite(block.embeddings).all():
+                raise IndexFileError(f"{store_path}: holds embeddings that are not finite (NaN or Inf); it cannot be indexed")
+            index.add(np.ascontiguousarray(block.embeddings))
         meta.update(
             store=str(store_path.resolve()), rows=int(index.ntotal), model=store.attrs["model"], embedding_dim=dim,
             normalization=store.attrs["normalization"], threshold=float(store.attrs["threshold"]), fnet_version=__version__,

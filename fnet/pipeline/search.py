@@ -38,10 +38,12 @@ class Gallery:
     def model(self) -> str:
         return self.meta["model"]
 
-    def check_model(self, name: str) -> None:
+    def check_model(self, name: str, embedding_dim: int | None = None) -> None:
         """Queries must be embedded by the model that made the gallery: another one is refused."""
         if name != self.model:
             raise SettingsError(f"{self.path}: holds {self.model!r} embeddings; a query embedded with {name!r} cannot be compared")
+        if embedding_dim is not None and embedding_dim != int(self.meta["embedding_dim"]):
+            raise SettingsError(f"{self.path}: holds {self.meta['embedding_dim']}-D embeddings; {name!r} makes {embedding_dim}-D ones")
 
 
 def open_gallery(index_path: str | Path, store: str | Path | None = None, fpir: float | None = None) -> Gallery:
@@ -74,7 +76,7 @@ def search_photos(
 
     threshold: default the stranger estimate of the gallery when it has one, else the model's.
     """
-    gallery.check_model(pipeline.info.name)
+    gallery.check_model(pipeline.info.name, pipeline.info.embedding_dim)
     query = Path(query)
     if not query.exists():
         raise SettingsError(f"{query}: no such file or folder")
