@@ -291,3 +291,20 @@ def test_a_query_model_of_another_dimension_is_refused_by_name(tmp_path):
     gallery = open_gallery(tmp_path / "s.faiss")
     with pytest.raises(SettingsError, match="holds 128-D embeddings; 'facenet-casia' makes 512-D ones"):
         gallery.check_model("facenet-casia", 512)
+
+
+def test_a_model_name_with_path_parts_never_writes_outside_the_output(tmp_path):
+    from fnet.core.checkpoint import load_checkpoint, save_checkpoint
+    from fnet.core.pretrained import pretrained_checkpoint
+    from fnet.pipeline.evaluate import file_safe
+
+    state, info = load_checkpoint(pretrained_checkpoint("facenet-casia"))
+    save_checkpoint(tmp_path / "evil.safetensors", state, info.replace(name="../../../escaped"))
+    photos = [LFW / "Colin_Powell" / f"Colin_Powell_000{i}.jpg" for i in (1, 2)] + [LFW / "Tony_Blair" / "Tony_Blair_0001.jpg"]
+    (tmp_path / "pairs.csv").write_text("a,b,same\n" + f"{photos[0]},{photos[1]},1\n{photos[0]},{photos[2]},0\n")
+    out = tmp_path / "deep" / "eval"
+    result = runner.invoke(app, ["evaluate", str(LFW), "--pairs", str(tmp_path / "pairs.csv"), "-o", str(out), "--model", str(tmp_path / "evil.safetensors"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - {tmp_path / "evil.safetensors", tmp_path / "pairs.csv"}
+    assert written and all(out in p.parents for p in written), written  # everything inside -o
+    assert "/" not in file_safe("../../x") and not file_safe("..").startswith(".")

@@ -8,6 +8,7 @@ interrupted run resumes.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,11 @@ def write_report(path: Path, title: str, metrics: dict, result: Evaluation, alig
     return html_report(title, metrics, mistakes, "roc.png", path)
 
 
+def file_safe(name: str) -> str:
+    """A model's name as part of a file name: no separators, no '..' (a checkpoint named '../x' stays in -o)."""
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", name).replace("..", "_").lstrip(".") or "model"
+
+
 def evaluate_pairs(
     pipeline: Pipeline, data: Path, pairs_file: Path, output: Path, aligned: bool = False, flip: bool = False,
     far_target: float = 1e-3, subtract_mean: bool = False, on_start=None, on_item=None,
@@ -123,7 +129,7 @@ def evaluate_pairs(
     tag = f"{pipeline.info.name}-{settings}{'-flip' if flip else ''}"
     output.mkdir(parents=True, exist_ok=True)
     result = evaluate(
-        data, pair_list, pipeline.embedder, aligner, store_path(output, f"embeddings-{tag}"), flip=flip, far_target=far_target,
+        data, pair_list, pipeline.embedder, aligner, store_path(output, f"embeddings-{file_safe(tag)}"), flip=flip, far_target=far_target,
         subtract_mean=subtract_mean, on_start=on_start, on_item=on_item,
     )
     metrics = {"model": pipeline.info.name, "settings": settings, "flip": flip, **result.metrics()}
