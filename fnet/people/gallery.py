@@ -153,12 +153,6 @@ class Gallery:
         )
         return [Person(*row) for row in rows]
 
-    def person(self, name: str) -> Person:
-        found = [p for p in self.people() if p.name == name]
-        if not found:
-            raise GalleryError(self.path, f"no person named {name!r} (`fnet people list` shows who is enrolled)")
-        return found[0]
-
     def person_id(self, name: str, create: bool = False) -> int:
         row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         if row:
@@ -177,7 +171,7 @@ class Gallery:
                 raise GalleryError(self.path, f"a {f.embedding.shape[0]}-D embedding cannot join {self.embedding_dim}-D faces")
         self.db.executemany(
             "INSERT INTO faces (person, photo, face, x1, y1, x2, y2, score, source, embedding, added, thumbnail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(person, f.photo, f.face, *map(_real, f.box), _real(f.score), f.source, f.embedding.astype("<f4").tobytes(), _now(), f.thumbnail)
+            [(person, f.photo, f.face, *map(sql_number, f.box), sql_number(f.score), f.source, f.embedding.astype("<f4").tobytes(), _now(), f.thumbnail)
              for f in faces],
         )
         return person
@@ -242,6 +236,6 @@ def _marks(values: list) -> str:
     return ",".join("?" * len(values))
 
 
-def _real(value: float) -> float | None:
+def sql_number(value: float) -> float | None:
     """SQLite has no NaN: unknown numbers are NULL."""
     return None if value is None or np.isnan(value) else float(value)

@@ -35,13 +35,18 @@ def export_gallery(gallery: Gallery, folder: str | os.PathLike) -> dict:
     return manifest
 
 
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """An exported gallery's people.json (its model and dimension say which gallery may take it)."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise GalleryError(folder, f"not an exported gallery ({MANIFEST}: {err})") from None
+
+
 def import_gallery(gallery: Gallery, folder: str | os.PathLike) -> dict[str, int]:
     """Add an exported gallery's faces (call inside gallery.writing()); faces already there are skipped."""
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as err:
-        raise GalleryError(folder, f"not an exported gallery ({MANIFEST}: {err})") from None
+    manifest = read_manifest(folder)
     if manifest["model"] != gallery.model:
         raise GalleryError(folder, f"holds {manifest['model']!r} faces; the gallery holds {gallery.model!r} ones")
     with open_store(folder / manifest["store"]) as store:

@@ -10,7 +10,6 @@ or a store in, the folder's clusters, people/ folders and contact sheet out, one
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +66,12 @@ def resolve_settings(chosen: dict, previous: dict | None, store_attrs: dict) -> 
 
 def cluster_store(store_path: Path, out: Path, chosen: dict | None = None, recluster: bool = False, on_progress=None) -> tuple[ClusterReport, np.ndarray]:
     """Cluster the store's faces into out/ (clusters.csv, clusters.json); returns (report, labels)."""
+    report, labels, _ = _cluster_named(store_path, out, chosen, recluster, on_progress)
+    return report, labels
+
+
+def _cluster_named(store_path: Path, out: Path, chosen: dict | None, recluster: bool, on_progress) -> tuple[ClusterReport, np.ndarray, dict[int, str]]:
+    """cluster_store, also returning the names the clusters carry (cluster number -> name)."""
     with open_store(store_path) as store:
         previous = None if recluster else read_assignments(out, store)
         settings = resolve_settings(chosen or {}, previous[1]["settings"] if previous else None, store.attrs)
@@ -89,7 +94,7 @@ def cluster_store(store_path: Path, out: Path, chosen: dict | None = None, reclu
         clusters=meta["clusters"], singletons=meta["singletons"], largest=meta["largest"],
         incremental=previous is not None, settings=recorded, names=len(names),
     )
-    return report, labels
+    return report, labels, names
 
 
 def carried_names(out: Path, store, labels: np.ndarray) -> dict[int, str]:
@@ -165,12 +170,14 @@ def cluster_photos(
     else:
         raise SettingsError(f"{source}: no such folder or store")
     with exclusive(output, folder=True):  # one writer per cluster folder: its files change together
-        report, labels = cluster_store(store_path, output, chosen, recluster, on_progress)
-        written = _extras(store_path, output, labels, folders, sheet, sheet_clusters, f"Faces by person: {source.name}", on_problem)
+        report, labels, names = _cluster_named(store_path, output, chosen, recluster, on_progress)
+        written = _extras(store_path, output, labels, names, folders, sheet, sheet_clusters, f"Faces by person: {source.name}", on_problem)
     return ClusterRun(report, written, embedded)
 
 
-def _extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, sheet_clusters: int, title: str, on_problem) -> list[str]:
+def _extras(
+    store_path: Path, output: Path, labels, names: dict[int, str], folders: str, sheet: bool, sheet_clusters: int, title: str, on_problem,
+) -> list[str]:
     """The optional outputs: people/ folders and the contact sheet; returns what was written."""
     written = [CSV, JSON]
     with open_store(store_path) as store:
@@ -183,7 +190,6 @@ def _extras(store_path: Path, output: Path, labels, folders: str, sheet: bool, s
         if folders != "none":
             written.append(PEOPLE + "/")
         if sheet:
-            names = cluster_names(json.loads((output / JSON).read_text()))
             write_sheet(output / SHEET, store, labels, title, max_clusters=sheet_clusters, names=names)
             written.append(SHEET)
     return written

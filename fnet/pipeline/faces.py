@@ -47,9 +47,16 @@ def find_faces(pipeline: Pipeline, photo: Photo, embed: bool = True) -> list[Fou
     image = photo if isinstance(photo, np.ndarray) else load_image(photo)
     if embed:
         pipeline.preload()
-    aligned = pipeline.aligner("all").align([image])[0]
-    embeddings = pipeline.embedder.embed(np.stack([a.crop for a in aligned])) if embed and aligned else [None] * len(aligned)
-    return [FoundFace(a.index, a.face, a.crop, e) for a, e in zip(aligned, embeddings)]
+    return faces_in(pipeline, [image], embed)[0]
+
+
+def faces_in(pipeline: Pipeline, images: list[np.ndarray], embed: bool = True) -> list[list[FoundFace]]:
+    """Every face of each decoded photo, left to right: one detector pass over the photos, then one
+    embedding pass over all their faces (the batch the CLI, the Python API and the server all make)."""
+    aligned = pipeline.aligner("all").align(images) if images else []
+    crops = [a.crop for faces in aligned for a in faces]
+    rows = iter(pipeline.embedder.embed(np.stack(crops)) if embed and crops else [])
+    return [[FoundFace(a.index, a.face, a.crop, next(rows, None)) for a in faces] for faces in aligned]
 
 
 def embed_photos(pipeline: Pipeline, photos: list[Photo], aligned: bool = False, detect_batch: int = 8) -> np.ndarray:

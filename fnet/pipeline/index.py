@@ -15,11 +15,9 @@ import numpy as np
 from fnet import __version__
 from fnet.io.atomic import atomic_path
 from fnet.io.lock import exclusive
-from fnet.io.store import StoreError
 from fnet.io.stores import open_store
 from fnet.retrieval.faiss_index import (
     CODES_MIN_ROWS,
-    KINDS,
     PQ_MIN_ROWS,
     TRAIN_POINTS_PER_CELL,
     IndexFileError,
@@ -29,10 +27,8 @@ from fnet.retrieval.faiss_index import (
     auto_params,
     make_index,
     maybe_gpu,
-    search,
 )
 
-__all__ = ["KINDS", "IndexFileError", "IndexParams", "StoreError", "auto_params", "build_index", "load_index", "make_index", "search"]
 
 def _train_sample(store, count: int, seed: int = 0) -> np.ndarray:
     rows = len(store)

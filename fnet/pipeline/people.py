@@ -24,8 +24,9 @@ from fnet.io.images import ImageError, photo_batches
 from fnet.io.stores import open_store
 from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.io.tree import find_images, label_of
-from fnet.people.gallery import Gallery, NewFace
+from fnet.people.gallery import Gallery, NewFace, sql_number
 from fnet.people.identify import Identifier, Identity, ThresholdChoice
+from fnet.pipeline.faces import FoundFace, faces_in
 
 if TYPE_CHECKING:
     from fnet.pipeline.build import Pipeline
@@ -151,16 +152,13 @@ def enrol_clusters(
     with Gallery.open(gallery_path, model, dim, create=True) as gallery, gallery.writing():
         done = {(f["person"], f["photo"], f["x1"]) for f in gallery.faces()}
         for name, faces in found.items():
-            new = [f for f in faces if (name, f.photo, _real(f.box[0])) not in done]
+            new = [f for f in faces if (name, f.photo, sql_number(f.box[0])) not in done]
             report.skipped += len(faces) - len(new)
             if new:
                 gallery.add_faces(name, new)
                 report.people[name] = len(new)
     return report
 
-
-def _real(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)  # as the gallery stores it
 
 
 @dataclasses.dataclass
@@ -205,23 +203,27 @@ def recognise_photos(
     """Every face of every photo, named or unknown; photos stream in bounded batches."""
     if on_start:
         on_start(len(photos))
-    aligner = pipeline.aligner("all")
     for batch in photo_batches(photos, 8):
         readable = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
-        aligned = aligner.align([image for _, image in readable]) if readable else []
-        crops = [f.crop for faces in aligned for f in faces]
-        identities = iter(identifier.identify(pipeline.embedder.embed(np.stack(crops)), threshold) if crops else [])
-        found = {path: faces for (path, _), faces in zip(readable, aligned)}
+        named = identified(faces_in(pipeline, [image for _, image in readable]), identifier, threshold)
+        found = {path: faces for (path, _), faces in zip(readable, named)}
         images = dict(readable)
         for path, image in batch:
             if isinstance(image, ImageError):
                 if on_photo:
                     on_photo(path, image.reason)
                 continue
-            faces = [RecognisedFace(f.index, f.face, next(identities)) for f in found[path]]
+            faces = found[path]
             if on_photo:
                 on_photo(path, None if faces else "no face found")
             yield RecognisedPhoto(path, faces, images[path] if keep_images else None)
+
+
+def identified(found: list[list[FoundFace]], identifier: Identifier, threshold: float) -> list[list[RecognisedFace]]:
+    """Each photo's faces (from faces_in) with their names: one search for all of them."""
+    embeddings = [f.embedding for faces in found for f in faces]
+    identities = iter(identifier.identify(np.stack(embeddings), threshold) if embeddings else [])
+    return [[RecognisedFace(f.number, f.face, next(identities)) for f in faces] for faces in found]
 
 
 def photo_list(source: Path) -> list[Path]:

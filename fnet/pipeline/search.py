@@ -17,7 +17,7 @@ from fnet.io.stores import open_store, store_path
 from fnet.io.tree import Item
 from fnet.pipeline.embed import EmbedReport, embed_tree
 from fnet.pipeline.index import load_index
-from fnet.retrieval.recognition import UNKNOWN, Match, Recognition, StrangerThreshold, recognize, threshold_for_fpir
+from fnet.retrieval.recognition import Recognition, StrangerThreshold, recognize, threshold_for_fpir
 
 if TYPE_CHECKING:
     from fnet.pipeline.build import Pipeline
@@ -96,5 +96,3 @@ def search_photos(
                     results += recognize(block.embeddings, gallery.index, gallery.labels, gallery.paths, k, threshold)
     return SearchRun(queries, results, threshold, report)
 
-
-__all__ = ["UNKNOWN", "Gallery", "Match", "Recognition", "SearchRun", "StrangerThreshold", "open_gallery", "recognize", "search_photos", "threshold_for_fpir"]

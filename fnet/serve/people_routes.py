@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.responses import Response
 
 from fnet.clustering.output import JSON, cluster_names, person_name
+from fnet.io.images import ImageError
 from fnet.io.thumbnails import thumbnail_uri
 from fnet.people.gallery import Gallery
 
@@ -83,7 +84,7 @@ def people_router(service, slot, photo, in_thread) -> APIRouter:
         groups = sorted((c for c, rows in enumerate(meta["members"]) if len(rows) > 1), key=lambda c: -len(meta["members"][c]))
         with open_store(meta["store"]) as store:
             wanted = [row for c in groups for row in meta["members"][c][:faces]]
-            pictures = {row: thumbnail_uri(p, 96) for row, p in face_pictures(store, wanted, 96) if not hasattr(p, "reason")}
+            pictures = {row: thumbnail_uri(p, 96) for row, p in face_pictures(store, wanted, 96) if not isinstance(p, ImageError)}
         return {"clusters": [
             {"number": c + 1, "person": person_name(c), "name": names.get(c), "size": len(meta["members"][c]),
              "thumbnails": [pictures[r] for r in meta["members"][c][:faces] if r in pictures]}

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fnet.crops import pick_faces
 from fnet.errors import SettingsError
 from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.people.gallery import Gallery, NewFace
 from fnet.people.identify import DEFAULT_FPIR, Identifier, ThresholdChoice
 from fnet.pipeline.build import Pipeline
-from fnet.pipeline.faces import FoundFace
-from fnet.pipeline.people import Quality, RecognisedFace
-from fnet.pipeline.verify import Verdict, choose_face, verify_photos
+from fnet.pipeline.faces import FoundFace, faces_in
+from fnet.pipeline.people import Quality, RecognisedFace, identified
+from fnet.pipeline.verify import Verdict, VerifyError, verify_photos
 from fnet.serve.batcher import Batcher
 
 
@@ -31,35 +32,23 @@ class ServeSettings:
     max_upload_bytes: int = 20 * 2**20
     max_pixels: int = 40_000_000  # decoded photo size limit, checked from the header
     max_queue: int = 32  # requests in progress at once; more are answered 503
-    max_batch: int = 32  # faces per forward pass
-    max_wait: float = 0.005  # seconds a forward pass waits for more faces
+    max_batch: int = 16  # photos per model pass (detection, then all their faces embedded)
+    max_wait: float = 0.005  # seconds a pass waits for more photos
 
 
 class Service:
     def __init__(self, settings: ServeSettings, pipeline: Pipeline):
         self.settings, self.pipeline = settings, pipeline
-        self.batcher = Batcher(lambda crops: pipeline.embedder.embed(np.stack(crops)), settings.max_batch, settings.max_wait, "embedder")
-        self.aligner = pipeline.aligner("all")
         # one model thread: a batch of photos is detected, then all its faces embedded, back to back
-        self.detections = Batcher(self._find, max_batch=16, max_wait=settings.max_wait, name="faces")
+        self.batcher = Batcher(lambda images: faces_in(pipeline, images), settings.max_batch, settings.max_wait, "faces")
         self._cache: tuple[tuple, Identifier, ThresholdChoice] | None = None
         self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self.batcher.close()
-        self.detections.close()
-
-    def embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        return self.batcher.submit(crops).result()
 
     def faces(self, image: np.ndarray) -> list[FoundFace]:
-        return self.detections.submit([image]).result()[0]  # photos of concurrent requests share passes
-
-    def _find(self, images: list[np.ndarray]) -> list[list[FoundFace]]:
-        aligned = self.aligner.align(images)
-        crops = [a.crop for faces in aligned for a in faces]
-        rows = iter(self.pipeline.embedder.embed(np.stack(crops)) if crops else [])
-        return [[FoundFace(a.index, a.face, a.crop, next(rows)) for a in faces] for faces in aligned]
+        return self.batcher.submit([image]).result()[0]  # photos of concurrent requests share passes
 
     def verify(self, a: np.ndarray, b: np.ndarray, threshold: float | None = None) -> Verdict:
         return verify_photos(self.pipeline, a, b, threshold=threshold)
@@ -82,18 +71,17 @@ class Service:
         identifier, chosen = self.identifier()
         if not len(identifier.names):
             raise SettingsError(f"{self.settings.gallery.name}: nobody is enrolled yet (POST /people/NAME/faces)")
-        found = self.faces(image)
-        identities = identifier.identify(np.stack([f.embedding for f in found]), chosen.value) if found else []
-        return [RecognisedFace(f.number, f.face, i) for f, i in zip(found, identities)], chosen
+        return identified([self.faces(image)], identifier, chosen.value)[0], chosen
 
     def enrol(self, name: str, image: np.ndarray, photo: str, quality: Quality = Quality()) -> NewFace:
         """The photo's main face joins `name` (created if new); one transaction."""
-        chosen = choose_face(photo, self.pipeline.aligner("all"), image=image)
+        found = self.faces(image)
+        if not found:
+            raise VerifyError(photo, "no face found (if it is an aligned crop already, pass --aligned)")
+        chosen = found[pick_faces([f.face for f in found], image.shape, "center")[0]]  # as choose_face picks
         if problem := quality.problem(chosen.face):
-            from fnet.pipeline.verify import VerifyError
-
             raise VerifyError(photo, problem)
-        face = NewFace(self.embed([chosen.crop])[0], photo, chosen.number, chosen.face.box, chosen.face.score, "upload", thumbnail_jpeg(chosen.crop))
+        face = NewFace(chosen.embedding, photo, chosen.number, chosen.face.box, chosen.face.score, "upload", thumbnail_jpeg(chosen.crop))
         info = self.pipeline.info
         with Gallery.open(self.settings.gallery, info.name, info.embedding_dim, create=True) as gallery, gallery.writing():
             gallery.add_faces(name, [face])

@@ -31,7 +31,8 @@ def index(
     much faster on large collections (see docs/search.md for measured recall and speed).
     Index ids are the store's row numbers. The index is written atomically.
     """
-    from fnet.pipeline.index import KINDS, IndexParams, build_index
+    from fnet.pipeline.index import build_index
+    from fnet.retrieval.faiss_index import KINDS, IndexParams
 
     check_output(output, folder=False)
     if kind not in KINDS:

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from fnet.cli.app import command, people_app
+from fnet.cli.feedback import stage_progress
 from fnet.cli.options import DeviceOption, GalleryOption, JsonOption, ModelOption, check_folder, gallery_path
-from fnet.cli.output import error, progress, result, starter, warn
+from fnet.cli.output import result
 from fnet.errors import SettingsError
 
 MinSizeOption = Annotated[float, typer.Option("--min-size", min=0, help="Faces narrower than this (pixels) are not enrolled: background faces must not become people.")]
@@ -31,15 +32,8 @@ def _enrol(pairs, gallery, model, device, min_size, min_score, source: str) -> N
     from fnet.pipeline.people import Quality, enrol_photos
 
     pipeline = load_pipeline(model, device=device)
-    with progress("photos") as bar:
-        task = bar.add_task("enrolling", total=None, start=False)
-
-        def on_photo(path: Path, reason: str | None) -> None:
-            if reason:
-                (warn if reason == "no face found" or reason.startswith("face too") else error)(f"{path}: {reason}")
-            bar.advance(task)
-
-        report = enrol_photos(pipeline, gallery, pairs, Quality(min_size, min_score), source, starter(bar, task), on_photo)
+    with stage_progress("photos", "enrolling") as feedback:
+        report = enrol_photos(pipeline, gallery, pairs, Quality(min_size, min_score), source, feedback.on_start, feedback.on_item)
     _summary(report, gallery)
 
 

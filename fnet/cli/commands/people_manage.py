@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,6 @@ from rich.text import Text
 from fnet.cli.app import command, people_app
 from fnet.cli.options import GalleryOption, JsonOption, gallery_path
 from fnet.cli.output import result
-from fnet.errors import SettingsError
 
 NameArgument = Annotated[str, typer.Argument(help="A person's name, as `fnet people list` shows it.")]
 
@@ -41,7 +39,7 @@ def list_(gallery: GalleryOption = None, json_output: JsonOption = False) -> Non
 def show(name: NameArgument, gallery: GalleryOption = None, json_output: JsonOption = False) -> None:
     """One person's faces: their numbers (for `fnet people split`), photos and boxes."""
     with _open(gallery) as g:
-        g.person(name)
+        g.person_id(name)  # an unknown name: one error naming it
         faces = g.faces(name)
     table = Table(title=Text(f"{name}: {len(faces)} faces"), title_justify="left")
     for column in ("face", "photo", "box", "source"):
@@ -103,12 +101,9 @@ def export(folder: Annotated[Path, typer.Argument(help="Folder to write people.j
 def import_(folder: Annotated[Path, typer.Argument(help="A folder written by `fnet people export`.")], gallery: GalleryOption = None, json_output: JsonOption = False) -> None:
     """Add an exported gallery's people and faces (those already here are skipped); the gallery is made if new."""
     from fnet.people.gallery import Gallery
-    from fnet.people.transfer import MANIFEST, import_gallery
+    from fnet.people.transfer import import_gallery, read_manifest
 
-    try:
-        meta = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as err:
-        raise SettingsError(f"{folder}: not an exported gallery ({err})") from None
+    meta = read_manifest(folder)
     with Gallery.open(gallery_path(gallery), meta["model"], meta["embedding_dim"], create=True) as g, g.writing():
         added = import_gallery(g, folder)
     result({"added": added}, f"added {sum(added.values())} faces of {len(added)} people")

@@ -10,8 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from fnet.cli.app import command
+from fnet.cli.feedback import stage_progress
 from fnet.cli.options import DetectorOption, DeviceOption, GalleryOption, JsonOption, MinFaceOption, gallery_path
-from fnet.cli.output import error, note, progress, result, starter, warn
+from fnet.cli.output import note, result
 from fnet.people.identify import DEFAULT_FPIR
 
 
@@ -47,20 +48,9 @@ def recognize(
     pipeline = load_pipeline(model, detector=detector, device=device, min_face=min_face)
     identifier, chosen = open_identifier(gallery, pipeline, threshold, fpir)
     note(f"threshold {chosen.why}")
-    failed, found = False, []
-    with progress("photos") as bar:
-        task = bar.add_task("recognising", total=None, start=False)
-
-        def on_photo(path: Path, reason: str | None) -> None:
-            nonlocal failed
-            if reason and reason != "no face found":
-                error(f"{path}: {reason}")
-                failed = True
-            elif reason:
-                warn(f"{path}: no face found")
-            bar.advance(task)
-
-        for photo in recognise_photos(pipeline, paths, identifier, chosen.value, draw is not None, starter(bar, task), on_photo):
+    found = []
+    with stage_progress("photos", "recognising") as feedback:
+        for photo in recognise_photos(pipeline, paths, identifier, chosen.value, draw is not None, feedback.on_start, feedback.on_item):
             found.append(photo)
             if draw is not None:
                 target = draw if not photos.is_dir() else draw / photo.path.relative_to(photos).with_suffix(".jpg")
@@ -76,5 +66,5 @@ def recognize(
             table.add_row(Text(str(photo.path)), str(f.number), Text(i.name) if i.name else Text("unknown", style="yellow"),
                           f"{i.distance:.3f}", "-" if i.runner_up is None else f"{i.margin:.3f}", ", ".join(f"{v:.0f}" for v in f.face.box))
     result({"threshold": chosen.to_dict(), "gallery": str(gallery), "photos": [p.to_dict() for p in found]}, table)
-    if failed:
+    if feedback.errors:
         raise typer.Exit(1)
