@@ -74,3 +74,12 @@ def gallery_path(path: Path | None) -> Path:
     from fnet.people.gallery import default_gallery
 
     return path or default_gallery()
+
+
+RayOption = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=(
+    "Run on Ray (pip install 'fnet[ray]'): local (a Ray started here), auto (the cluster this machine "
+    "joined with `ray start`) or ray://HEAD:10001. Photos and outputs must be on storage every node reads."
+))]
+ActorsOption = Annotated[int, typer.Option("--actors", min=0, help="With --ray: model replicas (0: as many as the cluster's CPUs, or GPUs, allow).")]
+ActorCpusOption = Annotated[float, typer.Option("--actor-cpus", min=0.25, help="With --ray: CPUs per replica (its torch threads).")]
+ActorGpusOption = Annotated[float, typer.Option("--actor-gpus", min=0, help="With --ray: GPUs per replica (> 0 runs the model on CUDA).")]

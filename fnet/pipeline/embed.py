@@ -12,11 +12,12 @@ are remembered in the store too, so that a rerun does not detect them again
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from fnet.io.tree import NO_BOX, Item, tree_items
 
 if TYPE_CHECKING:  # torch loads with the model, not with this module
     from fnet.core.embedder import Embedder
+    from fnet.core.info import ModelInfo
     from fnet.pipeline.aligner import Aligner
 
 FALLBACK_CROP = 0.7  # no face detected: the centre 70 % of the photo (where LFW's faces are)
@@ -91,10 +93,96 @@ class _PartWriter:
         self.since = time.monotonic()
 
 
+@dataclasses.dataclass
+class Outcome:
+    """What became of one photo (or crop): its embedded faces, or why it has none."""
+
+    item: Item
+    rows: Rows | None = None  # its faces, embedded (None when it has none)
+    failure: str = ""  # "error" (unreadable), "no_face"; "" when it has rows
+    reason: str = ""  # the failure, in words
+    fallback: bool = False  # no face was detected: the rows are of a centre crop
+
+
+class Producer(Protocol):
+    """Turns the items still to embed into outcomes, in item order (fnet.pipeline.embed embeds here;
+    fnet.scale.ray_embed on a Ray cluster)."""
+
+    info: ModelInfo
+
+    def __call__(self, items: list[Item]) -> Iterator[Outcome]: ...
+
+
+def crops_of(
+    aligner: Aligner | None, batch: list[tuple[Item, np.ndarray]], fallback_crop: float | None
+) -> Iterator[tuple[Item, list[tuple[np.ndarray, tuple]], str]]:
+    """(item, its face crops with their boxes, failure) for decoded photos (or crops, without an aligner)."""
+    if aligner is None:
+        yield from ((item, [(image, item.box)], "") for item, image in batch)
+        return
+    for (item, image), faces in zip(batch, aligner.align([image for _, image in batch])):
+        if faces:  # one per photo, or every face when the aligner picks "all"
+            yield item, [(f.crop, f.face.box) for f in faces], ""
+        elif fallback_crop:
+            yield item, [(centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX)], "fallback"
+        else:
+            yield item, [], "no_face"
+
+
+def embed_crops(model: Embedder, found: list[tuple[Item, list[tuple[np.ndarray, tuple]], str]], flip: bool) -> list[Outcome]:
+    """Outcomes of photos whose crops crops_of found, the crops of all of them embedded in one pass."""
+    crops = [crop for _, faces, _ in found for crop, _ in faces]
+    embeddings = model.embed(np.stack(crops), flip=flip) if crops else None
+    outcomes, start = [], 0
+    for item, faces, failure in found:
+        if not faces:
+            outcomes.append(Outcome(item, failure="no_face", reason="no face found"))
+            continue
+        end = start + len(faces)
+        boxes = np.array([box for _, box in faces], np.float32)
+        rows = Rows(embeddings[start:end], [item.rel] * len(faces), [item.label] * len(faces), boxes)
+        outcomes.append(Outcome(item, rows, fallback=failure == "fallback"))
+        start = end
+    return outcomes
+
+
+@dataclasses.dataclass
+class LocalProducer:
+    """Embeds here: photos decoded ahead on threads, detected in batches of detect_batch, faces
+    embedded in passes of batch_size."""
+
+    model: Embedder
+    aligner: Aligner | None = None
+    flip: bool = False
+    batch_size: int = 64
+    workers: int = 2
+    detect_batch: int = 8
+    fallback_crop: float | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.model.info
+
+    def __call__(self, items: list[Item]) -> Iterator[Outcome]:
+        pending: list = []
+        per_batch = self.detect_batch if self.aligner else self.batch_size
+        for batch in photo_batches(items, per_batch, self.workers, lambda item: item.path):
+            for item, image in batch:
+                if isinstance(image, ImageError):
+                    yield Outcome(item, failure="error", reason=image.reason)
+            readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
+            pending.extend(crops_of(self.aligner, readable, self.fallback_crop))
+            if sum(len(faces) for _, faces, _ in pending) >= self.batch_size:
+                yield from embed_crops(self.model, pending, self.flip)
+                pending = []
+        if pending:
+            yield from embed_crops(self.model, pending, self.flip)
+
+
 def embed_tree(
     root: Path,
     output: Path,
-    model: Embedder,
+    model: Embedder | None,
     aligner: Aligner | None = None,
     shard: tuple[int, int] = (0, 1),
     half: bool = False,
@@ -109,6 +197,7 @@ def embed_tree(
     fallback_crop: float | None = None,
     retry_failed: bool = False,
     detect_batch: int = 8,
+    producer: Producer | None = None,
 ) -> EmbedReport:
     """Embed every crop (or, with an aligner, the faces it picks in every photo) under root into the store at output.
 
@@ -120,10 +209,13 @@ def embed_tree(
     detect_batch: photos per detector pass, with an aligner.
     part_size, part_seconds: finished rows are saved (a kill keeps them) every part_size rows or
     part_seconds, whichever comes first.
+    producer: embeds elsewhere (e.g. ``fnet.scale.RayProducer``) instead of with model and aligner here.
     """
     root, output = Path(root), Path(output)
+    if producer is None:
+        producer = LocalProducer(model, aligner, flip, batch_size, workers, detect_batch, fallback_crop)
     with exclusive(output):  # one writer per store: a second run is refused, naming this one
-        attrs = model_attrs(model.info, root=str(root.resolve()), half=half)
+        attrs = model_attrs(producer.info, root=str(root.resolve()), half=half)
         partial = output.with_name(output.name + ".partial")
         remove_leftovers(partial)  # a killed run's half-written part, never renamed into place
         existing = [output] if output.exists() else []
@@ -149,56 +241,28 @@ def embed_tree(
             on_start(len(todo) + len(unnamed))
 
         writer = _PartWriter(partial, attrs, part_size, first_index=len(parts), seconds=part_seconds)
-        pending: list[tuple[Item, np.ndarray, tuple]] = []
         found_now: set[str] = set()  # retried photos that have a face this time
         faceless_now: set[str] = set()  # photos without a face in this run
-
-        def embed_pending() -> None:
-            emb = model.embed(np.stack([crop for _, crop, _ in pending]), flip=flip)
-            boxes = np.array([box for _, _, box in pending], np.float32)
-            writer.add(Rows(emb, [i.rel for i, _, _ in pending], [i.label for i, _, _ in pending], boxes))
-            for item in dict.fromkeys(item for item, _, _ in pending):  # once per photo, however many faces
-                if item.rel in faceless:
-                    found_now.add(item.rel)
-                if on_item:
-                    on_item(item, None)
-            pending.clear()
-
-        def failed(item: Item, reason: str, counter: str) -> None:
-            setattr(report, counter, getattr(report, counter) + 1)
-            if on_item:
-                on_item(item, reason)
-
-        for item in unnamed:
-            failed(item, problems[item.rel], "errors")
-
-        photos_per_batch = detect_batch if aligner else batch_size
-        for batch in photo_batches(todo, photos_per_batch, workers, lambda item: item.path):
-            readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
-            for item, image in batch:
-                if isinstance(image, ImageError):
-                    failed(item, image.reason, "errors")
-            if aligner is None:
-                crops = [(item, image, item.box) for item, image in readable]
+        outcomes = itertools.chain((Outcome(item, failure="error", reason=problems[item.rel]) for item in unnamed), producer(todo))
+        for outcome in outcomes:
+            rel = outcome.item.rel
+            if rel in done:  # a retried task delivered it twice: each photo lands once
+                continue
+            done.add(rel)
+            if outcome.rows is not None:
+                writer.add(outcome.rows)
+                report.faces += len(outcome.rows)
+                report.fallbacks += outcome.fallback
+                if rel in faceless:
+                    found_now.add(rel)
+            elif outcome.failure == "no_face":
+                report.no_face += 1
+                writer.no_face.append(rel)
+                faceless_now.add(rel)
             else:
-                aligned = aligner.align([image for _, image in readable])
-                crops = []
-                for (item, image), faces in zip(readable, aligned):
-                    if faces:  # one per photo, or every face when the aligner picks "all"
-                        crops.extend((item, f.crop, f.face.box) for f in faces)
-                    elif fallback_crop:
-                        crops.append((item, centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX))
-                        report.fallbacks += 1
-                    else:
-                        failed(item, "no face found", "no_face")
-                        writer.no_face.append(item.rel)
-                        faceless_now.add(item.rel)
-            pending.extend(crops)
-            report.faces += len(crops)
-            if len(pending) >= batch_size:
-                embed_pending()
-        if pending:
-            embed_pending()
+                report.errors += 1
+            if on_item:
+                on_item(outcome.item, outcome.reason or None)
         writer.flush()
 
         parts = sorted(partial.glob(f"part-*{store_format().suffix}"))

@@ -77,34 +77,59 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
             if start > rows:
                 raise IndexFileError(f"{output}: has {start} vectors but {store_path} only {rows} rows: not its store")
         else:
-            if rows == 0:
-                raise IndexFileError(f"{store_path}: the store is empty")
-            if params.kind == "ivfpq" and rows < PQ_MIN_ROWS:
-                raise IndexFileError(
-                    f"{store_path}: {rows:,} faces are too few to train IVF-PQ's codebooks (at least {PQ_MIN_ROWS:,}); "
-                    "at this size --kind flat is exact and fast"
-                )
-            if params.kind == "codes128" and rows < CODES_MIN_ROWS:
-                raise IndexFileError(
-                    f"{store_path}: {rows:,} faces are too few to train 128-byte codes (at least {CODES_MIN_ROWS:,}); "
-                    "at this size --kind flat is exact and small enough"
-                )
-            params = auto_params(params, rows, dim)
-            index = maybe_gpu(make_index(params, dim), use_gpu)
-            if not index.is_trained:
-                index.train(_train_sample(store, TRAIN_POINTS_PER_CELL * params.nlist))
+            params, index = trained_index(store, store_path, params, use_gpu)
             start = 0
             meta = {"kind": params.kind, **dataclasses.asdict(params)}
-        for block_start in range(start, rows, 65536):
-            block = store.rows(block_start, min(block_start + 65536, rows))
-            if not np.isfinite(block.embeddings).all():
-                raise IndexFileError(f"{store_path}: holds embeddings that are not finite (NaN or Inf); it cannot be indexed")
-            index.add(np.ascontiguousarray(block.embeddings))
-        meta.update(
-            store=str(store_path.resolve()), rows=int(index.ntotal), model=store.attrs["model"], embedding_dim=dim,
-            normalization=store.attrs["normalization"], threshold=float(store.attrs["threshold"]), fnet_version=__version__,
-        )
+        add_rows(index, store, store_path, start, rows)
+        meta.update(store_meta(store, store_path, int(index.ntotal)))
     save_index(index, meta, output)
     return meta
+
+
+def trained_index(store, store_path: Path, params: IndexParams, use_gpu: bool = False):
+    """(the sizes chosen, a new index of that kind trained on a sample of the store's rows)."""
+    rows, dim = len(store), store.dim
+    if rows == 0:
+        raise IndexFileError(f"{store_path}: the store is empty")
+    if params.kind == "ivfpq" and rows < PQ_MIN_ROWS:
+        raise IndexFileError(
+            f"{store_path}: {rows:,} faces are too few to train IVF-PQ's codebooks (at least {PQ_MIN_ROWS:,}); "
+            "at this size --kind flat is exact and fast"
+        )
+    if params.kind == "codes128" and rows < CODES_MIN_ROWS:
+        raise IndexFileError(
+            f"{store_path}: {rows:,} faces are too few to train 128-byte codes (at least {CODES_MIN_ROWS:,}); "
+            "at this size --kind flat is exact and small enough"
+        )
+    params = auto_params(params, rows, dim)
+    index = maybe_gpu(make_index(params, dim), use_gpu)
+    if not index.is_trained:
+        sample = _train_sample(store, TRAIN_POINTS_PER_CELL * params.nlist)
+        if not np.isfinite(sample).all():
+            raise IndexFileError(f"{store_path}: holds embeddings that are not finite (NaN or Inf); it cannot be indexed")
+        index.train(sample)
+    return params, index
+
+
+def add_rows(index, store, store_path: Path, start: int, stop: int, with_ids: bool = False) -> None:
+    """Add the store's rows [start, stop) to index, block by block; with_ids: their row numbers as ids
+    (an index that does not number its vectors itself, e.g. one shard of a parallel build)."""
+    for block_start in range(start, stop, 65536):
+        block = store.rows(block_start, min(block_start + 65536, stop))
+        if not np.isfinite(block.embeddings).all():
+            raise IndexFileError(f"{store_path}: holds embeddings that are not finite (NaN or Inf); it cannot be indexed")
+        vectors = np.ascontiguousarray(block.embeddings, dtype=np.float32)
+        if with_ids:
+            index.add_with_ids(vectors, np.arange(block_start, block_start + len(vectors), dtype=np.int64))
+        else:
+            index.add(vectors)
+
+
+def store_meta(store, store_path: Path, rows: int) -> dict:
+    """What an index's sidecar records of the store it was built from."""
+    return {
+        "store": str(store_path.resolve()), "rows": rows, "model": store.attrs["model"], "embedding_dim": store.dim,
+        "normalization": store.attrs["normalization"], "threshold": float(store.attrs["threshold"]), "fnet_version": __version__,
+    }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,9 @@ import typer
 from fnet.cli.app import command
 from fnet.cli.feedback import remind_faceless, stage_progress
 from fnet.cli.options import (
+    ActorCpusOption,
+    ActorGpusOption,
+    ActorsOption,
     DetectBatchOption,
     DetectorOption,
     DetectSizeOption,
@@ -20,6 +24,7 @@ from fnet.cli.options import (
     JsonOption,
     ModelOption,
     PrecisionOption,
+    RayOption,
     RetryFacelessOption,
     check_folder,
     check_output,
@@ -48,6 +53,10 @@ def embed(
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    ray: RayOption = None,
+    actors: ActorsOption = 0,
+    actor_cpus: ActorCpusOption = 1.0,
+    actor_gpus: ActorGpusOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:
     """Embed a folder tree of faces into one HDF5 file.
@@ -59,10 +68,16 @@ def embed(
     detected again (--retry-failed does). Exit code 1 when some files could not be embedded
     or held no face (in this run or an earlier one).
 
-    Examples: fnet embed aligned/ -o faces.h5;  fnet embed photos/ -o faces.h5 --align
+    With --ray, Ray Data actors on a cluster do the aligning and embedding; the store is the
+    same as without (docs/scale.md).
+
+    Examples: fnet embed aligned/ -o faces.h5;  fnet embed photos/ -o faces.h5 --align;
+    fnet embed photos/ -o faces.h5 --align --ray auto --actor-gpus 1
     """
-    from fnet.pipeline import load_pipeline
-    from fnet.pipeline.embed import embed_tree, parse_shard
+    from fnet.pipeline.build import Pipeline, PipelineSettings
+    from fnet.pipeline.embed import LocalProducer, embed_tree, parse_shard
+    from fnet.scale.cluster import connected
+    from fnet.scale.ray_embed import RayProducer, RaySettings
 
     check_folder(folder)
     check_output(output, folder=False)
@@ -70,16 +85,19 @@ def embed(
     fallback_crop = fallback_fraction(fallback)
     if fallback_crop and not align_photos:
         raise SettingsError("--fallback applies to photos: add --align")
-    pipeline = load_pipeline(
-        model, detector=detector, device=device, precision=precision, detect_size=detect_size, batch_size=batch_size
-    )
+    settings = PipelineSettings(model, detector=detector, device=device, precision=precision, detect_size=detect_size,
+                                batch_size=batch_size)
     start = time.perf_counter()
-    with stage_progress("photos" if align_photos else "faces", "embedding") as feedback:
-        report = embed_tree(
-            folder, output, pipeline.embedder, pipeline.aligner() if align_photos else None, shard=shard_spec, half=half,
-            flip=flip, batch_size=batch_size, workers=workers, retry_failed=retry_failed, detect_batch=detect_batch,
-            fallback_crop=fallback_crop, on_start=feedback.on_start, on_item=feedback.on_item,
-        )
+    with connected(ray) if ray else contextlib.nullcontext():
+        if ray:
+            producer = RayProducer(settings, RaySettings(actors, actor_cpus, actor_gpus), align_photos, flip, detect_batch, fallback_crop)
+        else:
+            pipeline = Pipeline(settings)
+            producer = LocalProducer(pipeline.embedder, pipeline.aligner() if align_photos else None, flip, batch_size, workers,
+                                     detect_batch, fallback_crop)
+        with stage_progress("photos" if align_photos else "faces", "embedding") as feedback:
+            report = embed_tree(folder, output, None, producer=producer, shard=shard_spec, half=half, retry_failed=retry_failed,
+                                on_start=feedback.on_start, on_item=feedback.on_item)
     remind_faceless(report)
     seconds = time.perf_counter() - start
     result({**vars(report), "seconds": round(seconds, 2), "output": str(output)}, (

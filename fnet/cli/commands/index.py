@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from fnet.cli.app import command
-from fnet.cli.options import JsonOption, check_output
+from fnet.cli.options import JsonOption, RayOption, check_output
 from fnet.cli.output import result
 from fnet.errors import SettingsError
 
@@ -23,13 +23,17 @@ def index(
     nprobe: Annotated[int, typer.Option(help="IVF cells searched per query (0: automatic).")] = 0,
     add: Annotated[bool, typer.Option("--add", help="Extend the existing index with the store's new rows.")] = False,
     gpu: Annotated[bool, typer.Option("--gpu", help="Build on the GPU (needs faiss-gpu: pip install 'fnet[gpu]').")] = False,
+    ray: RayOption = None,
+    shards: Annotated[int, typer.Option(min=0, help="With --ray: row ranges added in parallel (0: one per cluster CPU).")] = 0,
     json_output: JsonOption = False,
 ) -> None:
     """Build a FAISS index over an embeddings store for fast k-NN search.
 
     `flat` is exact and needs no training; `ivf`, `ivfpq` and `hnsw` are approximate and
     much faster on large collections (see docs/search.md for measured recall and speed).
-    Index ids are the store's row numbers. The index is written atomically.
+    Index ids are the store's row numbers. The index is written atomically. With --ray
+    (ivf, ivfpq), the quantiser is trained once here and shards of rows are added in
+    parallel on a Ray cluster, then merged (docs/scale.md).
     """
     from fnet.pipeline.index import build_index
     from fnet.retrieval.faiss_index import KINDS, IndexParams
@@ -38,6 +42,16 @@ def index(
     if kind not in KINDS:
         raise SettingsError(f"--kind must be one of {', '.join(KINDS)}")
     start = time.perf_counter()
-    meta = build_index(store, output, IndexParams(kind=kind, nlist=nlist, nprobe=nprobe), add=add, use_gpu=gpu)
+    params = IndexParams(kind=kind, nlist=nlist, nprobe=nprobe)
+    if ray:
+        if add or gpu:
+            raise SettingsError("--ray builds a new index on CPUs: without --add and --gpu")
+        from fnet.scale.cluster import connected
+        from fnet.scale.ray_index import build_index_on_ray
+
+        with connected(ray):
+            meta = build_index_on_ray(store, output, params, shards)
+    else:
+        meta = build_index(store, output, params, add=add, use_gpu=gpu)
     meta["seconds"] = round(time.perf_counter() - start, 2)
     result(meta, f"{output}: {meta['kind']} index of {meta['rows']} faces ({meta['model']}) in {meta['seconds']} s")
