@@ -4,6 +4,7 @@
     core           fnet.core.*         the networks (torch)
     algorithms     fnet.clustering, fnet.evaluation, fnet.training
     pipeline       fnet.pipeline.*     stages put together from the parts
+    scale-out      fnet.scale.*        the pipeline's stages on a Ray cluster
     front ends     fnet.cli.*          parsing and printing only
 """
 
@@ -28,7 +29,8 @@ FORBIDDEN = {  # a package -> the packages its modules may not import
     "fnet/retrieval": ("torch", "fnet.pipeline", "fnet.cli"),
     "fnet/people": ("torch", "fnet.core", "fnet.pipeline", "fnet.cli"),
     "fnet/training": ("fnet.pipeline", "fnet.cli"),
-    "fnet/pipeline": ("fnet.cli", "fnet.serve"),
+    "fnet/pipeline": ("ray", "fnet.cli", "fnet.serve", "fnet.scale"),
+    "fnet/scale": ("fnet.cli", "fnet.serve"),  # runs the pipeline on Ray; Ray only inside functions
     "fnet/serve": ("fnet.cli",),
 }
 

@@ -1,0 +1,110 @@
+"""`fnet embed --align --ray` against plain `fnet embed --align` on this machine: whole commands, same photos, same run.
+
+Each row is one fresh `fnet embed` process (start-up, decoding, detection, embedding, writing):
+plain fnet; Ray started by the command itself (`--ray local`); and an already running Ray cluster
+(ray.cluster_utils: a head node that only drives, plus worker nodes on this machine) with one
+node of 2 CPUs and with two nodes of 1 CPU, as `ray start` would give. Photos: bench/photo_sets.py's
+library tree (85% LFW 250 px, 12% 0.3-14 MP, 3% 12 MP phone photos). Peak memory: the driver's
+from the kernel (wait4), each actor's as the largest VmHWM of Ray's embedding actor processes,
+sampled while it runs. Goal (issue #16): Ray on one node no more than 15% below plain fnet.
+
+    python bench/ray_scale.py [--photos 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from memory import FNET, run_measured
+from photo_sets import describe, library_tree
+
+NODE_MEMORY = {"object_store_memory": 300 * 2**20}
+
+
+class ActorMemory:
+    """The largest peak RSS (VmHWM) of any Ray embedding actor process seen while it runs."""
+
+    def __init__(self):
+        self.peak_kib, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    if b"EmbedActor" not in (proc / "cmdline").read_bytes():
+                        continue
+                    hwm = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("VmHWM"))
+                except (OSError, StopIteration):
+                    continue
+                self.peak_kib = max(self.peak_kib, int(hwm.split()[1]))
+
+
+def measure(name: str, command: list[str], photos: int, baseline: float | None) -> float:
+    out = Path(tempfile.mkdtemp(prefix="fnet-ray-"))
+    try:
+        with ActorMemory() as actors:
+            seconds, driver_gib, code = run_measured([*command, "-o", str(out / "faces.h5")])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    ratio = f"{baseline / seconds:.2f}x" if baseline else "1.00x"
+    actor = f"{actors.peak_kib / 2**20:.2f} GiB" if actors.peak_kib else "-"
+    print(f"| {name} | {seconds:.1f} | {photos / seconds:.1f} | {ratio} | {driver_gib:.2f} GiB | {actor} | {code} |", flush=True)
+    return seconds
+
+
+def on_cluster(nodes: list[int], run) -> float:
+    """Run `run(address)` against a Ray cluster of worker nodes with these CPU counts, started here."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE_MEMORY, "num_cpus": 0, "include_dashboard": False})
+    try:
+        for cpus in nodes:
+            cluster.add_node(num_cpus=cpus, **NODE_MEMORY)
+        cluster.wait_for_nodes()
+        return run(cluster.address)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=400)
+    args = parser.parse_args()
+    tree = library_tree(args.photos)
+    for path in tree.rglob("*"):  # every run reads the photos from the page cache
+        if path.is_file():
+            path.read_bytes()
+    embed = [*FNET, "embed", str(tree), "--align", "--device", "cpu", "--json"]
+    print(f"<!-- {tree}: {describe(tree)} -->")
+    print("| run | seconds | photos/s | vs plain | driver peak RSS | actor peak RSS | exit |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    plain = measure("plain `fnet embed --align`", embed, args.photos, None)
+    measure("`--ray local` (Ray started by the command, 1 actor x 2 CPUs)", [*embed, "--ray", "local", "--actors", "1",
+            "--actor-cpus", "2"], args.photos, plain)
+    on_cluster([2], lambda address: measure("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [
+        *embed, "--ray", address, "--actors", "1", "--actor-cpus", "2"], args.photos, plain))
+    on_cluster([1, 1], lambda address: measure("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [
+        *embed, "--ray", address, "--actors", "2", "--actor-cpus", "1"], args.photos, plain))
+    print(json.dumps({"photos": args.photos, "tree": str(tree)}))
+
+
+if __name__ == "__main__":
+    main()
