@@ -6,15 +6,17 @@ plain fnet; Ray started by the command itself (`--ray local`); and an already ru
 node of 2 CPUs and with two nodes of 1 CPU, as `ray start` would give. Photos: bench/photo_sets.py's
 library tree (85% LFW 250 px, 12% 0.3-14 MP, 3% 12 MP phone photos). Peak memory: the driver's
 from the kernel (wait4), each actor's as the largest VmHWM of Ray's embedding actor processes,
-sampled while it runs. Goal (issue #16): Ray on one node no more than 15% below plain fnet.
+sampled while it runs. Every setup runs on two library sizes; the difference gives its steady
+rate (photos per second once running) and the fixed cost of starting (seconds beyond what the
+steady rate explains). Goal (issue #16): Ray on one node no more than 15% below plain fnet.
 
-    python bench/ray_scale.py [--photos 400]
+    python bench/ray_scale.py [--sizes 200,600]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import shutil
 import sys
 import tempfile
@@ -55,17 +57,29 @@ class ActorMemory:
                 self.peak_kib = max(self.peak_kib, int(hwm.split()[1]))
 
 
-def measure(name: str, command: list[str], photos: int, baseline: float | None) -> float:
+def measure(command: list[str], tree: Path) -> tuple[float, float, float, int]:
+    """(seconds, driver peak RSS GiB, actor peak RSS GiB, exit code) of one whole command."""
     out = Path(tempfile.mkdtemp(prefix="fnet-ray-"))
     try:
         with ActorMemory() as actors:
-            seconds, driver_gib, code = run_measured([*command, "-o", str(out / "faces.h5")])
+            seconds, driver_gib, code = run_measured([*command, str(tree), "-o", str(out / "faces.h5")])
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    ratio = f"{baseline / seconds:.2f}x" if baseline else "1.00x"
-    actor = f"{actors.peak_kib / 2**20:.2f} GiB" if actors.peak_kib else "-"
-    print(f"| {name} | {seconds:.1f} | {photos / seconds:.1f} | {ratio} | {driver_gib:.2f} GiB | {actor} | {code} |", flush=True)
-    return seconds
+    return seconds, driver_gib, actors.peak_kib / 2**20, code
+
+
+def report(name: str, command: list[str], trees: list[tuple[int, Path]], plain: float | None) -> float:
+    """Print one setup's row; return its steady rate."""
+    (small, small_tree), (large, large_tree) = trees
+    runs = [measure(command, tree) for tree in (small_tree, large_tree)]
+    rate = (large - small) / (runs[1][0] - runs[0][0])
+    fixed = runs[1][0] - large / rate
+    seconds = " / ".join(f"{run[0]:.1f}" for run in runs)
+    whole = " / ".join(f"{n / run[0]:.1f}" for n, run in zip((small, large), runs))
+    actor = f"{max(run[2] for run in runs):.2f} GiB" if runs[0][2] else "-"
+    print(f"| {name} | {seconds} | {whole} | {rate:.2f} | {rate / (plain or rate):.2f}x | {fixed:.1f} | "
+          f"{max(run[1] for run in runs):.2f} GiB | {actor} | {max(run[3] for run in runs)} |", flush=True)
+    return rate
 
 
 def on_cluster(nodes: list[int], run) -> float:
@@ -86,24 +100,27 @@ def on_cluster(nodes: list[int], run) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=400)
+    parser.add_argument("--sizes", default="200,600")
     args = parser.parse_args()
-    tree = library_tree(args.photos)
-    for path in tree.rglob("*"):  # every run reads the photos from the page cache
-        if path.is_file():
-            path.read_bytes()
-    embed = [*FNET, "embed", str(tree), "--align", "--device", "cpu", "--json"]
-    print(f"<!-- {tree}: {describe(tree)} -->")
-    print("| run | seconds | photos/s | vs plain | driver peak RSS | actor peak RSS | exit |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    plain = measure("plain `fnet embed --align`", embed, args.photos, None)
-    measure("`--ray local` (Ray started by the command, 1 actor x 2 CPUs)", [*embed, "--ray", "local", "--actors", "1",
-            "--actor-cpus", "2"], args.photos, plain)
-    on_cluster([2], lambda address: measure("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [
-        *embed, "--ray", address, "--actors", "1", "--actor-cpus", "2"], args.photos, plain))
-    on_cluster([1, 1], lambda address: measure("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [
-        *embed, "--ray", address, "--actors", "2", "--actor-cpus", "1"], args.photos, plain))
-    print(json.dumps({"photos": args.photos, "tree": str(tree)}))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no network, in the clusters started here too
+    trees = [(size, library_tree(size)) for size in (int(v) for v in args.sizes.split(","))]
+    for _, tree in trees:
+        print(f"<!-- {tree}: {describe(tree)} -->")
+        for path in tree.rglob("*"):  # every run reads the photos from the page cache
+            if path.is_file():
+                path.read_bytes()
+    embed = [*FNET, "embed", "--align", "--device", "cpu", "--json"]
+    sizes = " / ".join(str(size) for size, _ in trees)
+    print(f"| setup | seconds ({sizes} photos) | photos/s, whole command | steady photos/s | steady vs plain "
+          "| fixed cost (s) | driver peak RSS | actor peak RSS | exit |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    plain = report("plain `fnet embed --align`", embed, trees, None)
+    report("`--ray local` (Ray started by the command), 1 actor x 2 CPUs",
+           [*embed, "--ray", "local", "--actors", "1", "--actor-cpus", "2"], trees, plain)
+    on_cluster([2], lambda address: report("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [
+        *embed, "--ray", address, "--actors", "1", "--actor-cpus", "2"], trees, plain))
+    on_cluster([1, 1], lambda address: report("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [
+        *embed, "--ray", address, "--actors", "2", "--actor-cpus", "1"], trees, plain))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,16 @@ def test_every_colour_mode_becomes_rgb(tmp_path, photo, mode):
         assert np.abs(out[..., 0] - gray).mean() < 4 and out.std() > 20
 
 
+def test_a_float_image_with_inf_or_nan_pixels_keeps_its_picture(tmp_path, photo):
+    """One Inf pixel used to stretch the range so that every other pixel turned black."""
+    gray = np.asarray(photo.convert("L"), np.float32) / 255
+    hostile = gray.copy()
+    hostile[0, 0], hostile[0, 1], hostile[1, 0] = np.inf, -np.inf, np.nan
+    out = load_image(save(Image.fromarray(hostile), tmp_path / "x.tif", "TIFF"))
+    assert np.abs(out[2:, 2:, 0] - gray[2:, 2:] * 255).mean() < 4 and out.std() > 20
+    assert out[0, 0, 0] == out[2:, 2:, 0].max()  # +Inf: the brightest
+
+
 def test_transparent_pixels_become_white(tmp_path):
     rgba = np.zeros((10, 10, 4), np.uint8)
     rgba[:, :5] = (255, 0, 0, 255)  # opaque red left half, transparent right half

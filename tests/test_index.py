@@ -28,9 +28,10 @@ def clustered(n: int, identities: int, dim: int = 64, spread: float = 0.35, seed
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
-def make_store(path, emb: np.ndarray) -> None:
+def make_store(path, emb: np.ndarray, store_id: str | None = None) -> None:
     n = len(emb)
-    write_store(path, [Rows(emb, [f"{i}.png" for i in range(n)], [""] * n, np.full((n, 4), np.nan, np.float32))], ATTRS)
+    rows = Rows(emb, [f"{i}.png" for i in range(n)], [""] * n, np.full((n, 4), np.nan, np.float32))
+    write_store(path, [rows], {**ATTRS, "store_id": store_id})
 
 
 def brute_force(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +84,8 @@ def test_auto_params_scale_with_the_collection():
 def test_add_appends_new_rows_with_continuing_ids(tmp_path):
     base, _ = clustered(1000, 50)
     make_store(tmp_path / "s.h5", base[:600])
-    build_index(tmp_path / "s.h5", tmp_path / "s.faiss")
-    make_store(tmp_path / "s.h5", base)  # the store grew
+    first = build_index(tmp_path / "s.h5", tmp_path / "s.faiss")
+    make_store(tmp_path / "s.h5", base, store_id=first["store_id"])  # the store grew (appending keeps its id)
     meta = build_index(tmp_path / "s.h5", tmp_path / "s.faiss", add=True)
     index, _ = load_index(tmp_path / "s.faiss")
     assert meta["rows"] == index.ntotal == 1000

@@ -308,3 +308,84 @@ def test_a_model_name_with_path_parts_never_writes_outside_the_output(tmp_path):
     written = {p for p in tmp_path.rglob("*") if p.is_file()} - {tmp_path / "evil.safetensors", tmp_path / "pairs.csv"}
     assert written and all(out in p.parents for p in written), written  # everything inside -o
     assert "/" not in file_safe("../../x") and not file_safe("..").startswith(".")
+
+
+def _unit(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_store_whose_data_lives_in_other_files_is_refused(tmp_path):
+    """An HDF5 dataset with external storage would read /etc/passwd (or any file) as labels."""
+    import h5py
+
+    from fnet.io.store import StoreError
+
+    _store(tmp_path / "s.h5", _unit(2), ["a.png", "b.png"])
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 4)
+    with h5py.File(tmp_path / "s.h5", "r+") as f:
+        del f["labels"]
+        f.create_dataset("labels", (2,), dtype="S16", external=[(str(secret), 0, 32)])
+    with pytest.raises(StoreError, match="'labels' keeps its data in other files"):
+        Store(tmp_path / "s.h5")
+    result = runner.invoke(app, ["cluster", str(tmp_path / "s.h5"), "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 2 and "external or virtual" in json.loads(result.stdout)["error"]
+
+
+def test_appending_to_a_store_never_rewrites_what_it_holds(tmp_path, model):
+    """Another folder's photos would get the store's root (their paths dangle); --half would
+    rewrite the float32 rows as float16. Both are refused, naming the store; nothing changes."""
+    from fnet.io.store import StoreError
+    from fnet.pipeline.embed import embed_tree
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, person in ((first, "Colin_Powell"), (second, "Tony_Blair")):
+        (folder / person).mkdir(parents=True)
+        shutil.copy(LFW / person / f"{person}_0001.jpg", folder / person)
+    store = tmp_path / "faces.h5"
+    embed_tree(first, store, model)
+    before = store.read_bytes()
+    with pytest.raises(StoreError, match=f"holds files under {first.resolve()}, not under {second.resolve()}"):
+        embed_tree(second, store, model)
+    (first / "Colin_Powell" / "more.jpg").write_bytes((LFW / "Colin_Powell" / "Colin_Powell_0002.jpg").read_bytes())
+    with pytest.raises(StoreError, match="holds float32 embeddings; appending float16 would rewrite them all"):
+        embed_tree(first, store, model, half=True)
+    assert store.read_bytes() == before
+
+
+def test_merge_keeps_each_photo_once(tmp_path):
+    _store(tmp_path / "a.h5", _unit(3), ["a.png", "b.png", "b.png"])  # b.png: two faces of one photo
+    _store(tmp_path / "b.h5", _unit(3, seed=1), ["b.png", "c.png", "d.png"])
+    result = runner.invoke(app, ["merge", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), str(tmp_path / "a.h5"),
+                                 "-o", str(tmp_path / "m.h5"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 5
+    with Store(tmp_path / "m.h5") as merged, Store(tmp_path / "a.h5") as a:
+        assert merged.paths() == ["a.png", "b.png", "b.png", "c.png", "d.png"]
+        np.testing.assert_array_equal(merged.embeddings()[:3], a.embeddings())  # the first store's faces win
+
+
+def test_index_add_refuses_another_stores_rows(tmp_path):
+    """The store's id travels into the index's sidecar; rows of another store were once named 'AJ_Cook' at 0.000."""
+    _store(tmp_path / "a.h5", _unit(20), [f"a{i}.png" for i in range(20)])
+    _store(tmp_path / "b.h5", _unit(30, seed=1), [f"b{i}.png" for i in range(30)])
+    assert runner.invoke(app, ["index", str(tmp_path / "a.h5"), "-o", str(tmp_path / "a.faiss")]).exit_code == 0
+    result = runner.invoke(app, ["index", str(tmp_path / "b.h5"), "-o", str(tmp_path / "a.faiss"), "--add", "--json"])
+    assert result.exit_code == 2 and "built from another store" in json.loads(result.stdout)["error"]
+
+
+def test_appended_rows_keep_the_store_id_so_its_index_can_grow(tmp_path, model):
+    from fnet.pipeline.embed import embed_tree
+
+    photos = tmp_path / "photos"
+    (photos / "Colin_Powell").mkdir(parents=True)
+    shutil.copy(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg", photos / "Colin_Powell")
+    store = tmp_path / "faces.h5"
+    embed_tree(photos, store, model)
+    assert runner.invoke(app, ["index", str(store), "-o", str(tmp_path / "f.faiss")]).exit_code == 0
+    shutil.copy(LFW / "Colin_Powell" / "Colin_Powell_0002.jpg", photos / "Colin_Powell")
+    embed_tree(photos, store, model)
+    result = runner.invoke(app, ["index", str(store), "-o", str(tmp_path / "f.faiss"), "--add", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 2

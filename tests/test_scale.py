@@ -57,8 +57,9 @@ def single_process(photos, tmp_path_factory):
 
 
 @pytest.fixture
-def cluster():
+def cluster(monkeypatch):
     """A head node that only drives, and two worker nodes of one CPU each."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no network
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "num_cpus": 0, "include_dashboard": False})
     workers = [cluster.add_node(**NODE) for _ in range(2)]
     ray.init(address=cluster.address, log_to_driver=False)

@@ -82,4 +82,5 @@ RayOption = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=
 ))]
 ActorsOption = Annotated[int, typer.Option("--actors", min=0, help="With --ray: model replicas (0: as many as the cluster's CPUs, or GPUs, allow).")]
 ActorCpusOption = Annotated[float, typer.Option("--actor-cpus", min=0.25, help="With --ray: CPUs per replica (its torch threads).")]
+RayBatchOption = Annotated[int, typer.Option("--ray-batch", min=1, help="With --ray: photos an actor takes at a time (the unit retried when a node is lost).")]
 ActorGpusOption = Annotated[float, typer.Option("--actor-gpus", min=0, help="With --ray: GPUs per replica (> 0 runs the model on CUDA).")]

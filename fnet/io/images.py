@@ -107,7 +107,9 @@ def _high_depth_to_rgb(image: Image.Image) -> np.ndarray:
     """16-bit / 32-bit integer or float grayscale: rescale to 8 bits instead of clipping."""
     array = np.asarray(image).astype(np.float64)
     if image.mode == "F":
-        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        finite = np.isfinite(array)  # an Inf pixel must not stretch the range: the rest would turn black
+        low, high = (float(array[finite].min()), float(array[finite].max())) if finite.any() else (0.0, 0.0)
+        array = np.where(finite, array, np.where(array > 0, high, low))  # +Inf brightest; -Inf, NaN darkest
         array = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
     elif array.max(initial=0) > 255:
         array = array / 257.0  # 0..65535 -> 0..255

@@ -7,7 +7,8 @@ Layout (N rows):
     /boxes       (N, 4) float32  face box in the source photo, NaN when unknown
     /no_face     (M,) str    photos in which no face was found, so that a rerun skips them
                              (absent in stores of fnet 0.1.0: read as none)
-    attributes   model, embedding_dim, normalization, threshold, fnet_version, created, root
+    attributes   model, embedding_dim, normalization, threshold, fnet_version, created, root,
+                 store_id (a uuid kept while rows are appended: indexes record it)
 
 Files are only ever written whole, to a temporary name then renamed, so a reader or a
 crash never sees half a store.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +79,17 @@ def model_attrs(info, root: str = "", half: bool = False) -> dict:
     }
 
 
+def check_can_extend(path: str | os.PathLike, have: dict, want: dict) -> None:
+    """Refuse to append rows that the store would get wrong: another model, another root, another precision."""
+    check_same_model(path, have, want)
+    if have.get("root") and want.get("root") and have["root"] != want["root"]:
+        raise StoreError(f"{path}: holds files under {have['root']}, not under {want['root']}: its paths would point "
+                         "to the wrong files; write another store (fnet merge joins stores of one folder's shards)")
+    if have.get("dtype", "float32") != want.get("dtype", "float32"):
+        raise StoreError(f"{path}: holds {have.get('dtype', 'float32')} embeddings; appending {want['dtype']} would rewrite "
+                         f"them all as {want['dtype']}: {'add' if have.get('dtype') == 'float16' else 'drop'} --half, or write another store")
+
+
 def check_same_model(path: str | os.PathLike, have: dict, want: dict) -> None:
     """Refuse to mix embeddings of different models (they live in different spaces)."""
     for key in ("model", "embedding_dim", "normalization"):
@@ -111,7 +124,10 @@ def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no
             boxes[count:end] = block.boxes
             count = end
         f.create_dataset("no_face", data=np.array(sorted(set(no_face)), dtype=object), dtype=STRING, track_times=False)
-        f.attrs.update({**attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        f.attrs.update({
+            **attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "store_id": attrs.get("store_id") or uuid.uuid4().hex,  # kept when rows are appended; indexes check it
+        })
     return count
 
 
@@ -128,6 +144,11 @@ class Store:
         if missing or "model" not in self._file.attrs:
             self._file.close()
             raise StoreError(f"{path}: not an fnet embeddings store (missing {', '.join(sorted(missing)) or 'attributes'})")
+        for name, dataset in self._file.items():
+            if isinstance(dataset, h5py.Dataset) and (dataset.external or dataset.is_virtual):
+                self._file.close()  # reading it would read another file, e.g. /etc/passwd as labels
+                raise StoreError(f"{path}: dataset {name!r} keeps its data in other files (external or virtual HDF5 storage); "
+                                 "fnet stores never do, so it is refused")
         self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in self._file.attrs.items()}
 
     def __len__(self) -> int:
@@ -197,13 +218,28 @@ def _merge(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
         if not stores:
             raise StoreError("nothing to merge")
         for store in stores[1:]:
-            check_same_model(store.path, store.attrs, stores[0].attrs)
-        attrs = {**stores[0].attrs, "created": None}
+            check_can_extend(store.path, store.attrs, stores[0].attrs)
+        attrs = {**stores[0].attrs, "created": None, "store_id": None}
         no_face = {path for s in stores for path in s.no_face()}
-        return write_store(output, (block for s in stores for block in s.blocks()), attrs, no_face)
+        return write_store(output, _unique_photos(stores), attrs, no_face)
     finally:
         for store in stores:
             store.close()
+
+
+def _unique_photos(stores: list[Store]) -> Iterator[Rows]:
+    """The stores' rows, without a photo that an earlier store already holds (a store merged twice, overlapping shards)."""
+    earlier: set[str] = set()
+    for store in stores:
+        here: set[str] = set()
+        for block in store.blocks():
+            keep = [i for i, path in enumerate(block.paths) if path not in earlier]
+            here.update(block.paths)
+            if len(keep) < len(block):
+                block = Rows(block.embeddings[keep], [block.paths[i] for i in keep], [block.labels[i] for i in keep], block.boxes[keep])
+            if len(block):
+                yield block
+        earlier |= here
 
 
 def hdf5_format():

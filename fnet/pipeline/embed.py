@@ -26,7 +26,7 @@ from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.store import Rows, check_same_model, model_attrs
+from fnet.io.store import Rows, check_can_extend, model_attrs
 from fnet.io.stores import open_store, store_format
 from fnet.io.tree import NO_BOX, Item, tree_items
 
@@ -224,9 +224,11 @@ def embed_tree(
         faceless: set[str] = set()
         for path in existing + parts:
             with open_store(path) as store:
-                check_same_model(path, store.attrs, attrs)
+                check_can_extend(path, store.attrs, attrs)
                 done.update(store.paths())
                 faceless.update(store.no_face())
+                if path == output:  # appending keeps the store's identity: its indexes stay valid
+                    attrs["store_id"] = store.attrs.get("store_id")
         index, count = shard
         items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
         todo = [item for item in items if item.rel not in done]

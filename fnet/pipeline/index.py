@@ -74,6 +74,9 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
             if meta["model"] != store.attrs["model"] or meta["embedding_dim"] != dim:
                 raise IndexFileError(f"{output}: built for {meta['model']!r}, but {store_path} holds {store.attrs['model']!r}")
             start = index.ntotal
+            if meta.get("store_id") and meta["store_id"] != store.attrs.get("store_id"):
+                raise IndexFileError(f"{output}: was built from another store than {store_path} (store ids differ); "
+                                     "build a new index for it")
             if start > rows:
                 raise IndexFileError(f"{output}: has {start} vectors but {store_path} only {rows} rows: not its store")
         else:
@@ -130,6 +133,7 @@ def store_meta(store, store_path: Path, rows: int) -> dict:
     return {
         "store": str(store_path.resolve()), "rows": rows, "model": store.attrs["model"], "embedding_dim": store.dim,
         "normalization": store.attrs["normalization"], "threshold": float(store.attrs["threshold"]), "fnet_version": __version__,
+        "store_id": store.attrs.get("store_id"),  # `--add` refuses another store's rows
     }
 
 

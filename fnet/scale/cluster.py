@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 from fnet.errors import FnetError, SettingsError
@@ -34,6 +35,7 @@ def connected(address: str, cpus: int | None = None) -> Iterator[object]:
     for name in ("ray", "ray.data"):  # fnet reports progress and failures itself: Ray's notices stay quiet
         logging.getLogger(name).setLevel(logging.ERROR)
     if address == LOCAL:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # fnet never uses the network at run time
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         try:

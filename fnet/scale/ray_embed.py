@@ -32,7 +32,9 @@ class RaySettings:
     actors: int = 0  # model replicas; 0: as many as the cluster's CPUs (or GPUs) allow
     actor_cpus: float = 1.0  # CPUs per actor; its torch threads follow
     actor_gpus: float = 0.0  # GPUs per actor (> 0 puts the model on CUDA)
-    photos_per_call: int = 32  # photos an actor takes at a time (also the retry unit)
+    # Photos an actor takes at a time (also the retry unit). Each call starts its decode-ahead
+    # afresh: 16 or 32 left the model idle enough to cost 18% of the rate on one node, 64 none.
+    photos_per_call: int = 64
 
 
 class EmbedActor:

@@ -24,6 +24,7 @@ from fnet.cli.options import (
     JsonOption,
     ModelOption,
     PrecisionOption,
+    RayBatchOption,
     RayOption,
     RetryFacelessOption,
     check_folder,
@@ -57,6 +58,7 @@ def embed(
     actors: ActorsOption = 0,
     actor_cpus: ActorCpusOption = 1.0,
     actor_gpus: ActorGpusOption = 0.0,
+    ray_batch: RayBatchOption = 64,
     json_output: JsonOption = False,
 ) -> None:
     """Embed a folder tree of faces into one HDF5 file.
@@ -90,7 +92,7 @@ def embed(
     start = time.perf_counter()
     with connected(ray) if ray else contextlib.nullcontext():
         if ray:
-            producer = RayProducer(settings, RaySettings(actors, actor_cpus, actor_gpus), align_photos, flip, detect_batch, fallback_crop)
+            producer = RayProducer(settings, RaySettings(actors, actor_cpus, actor_gpus, ray_batch), align_photos, flip, detect_batch, fallback_crop)
         else:
             pipeline = Pipeline(settings)
             producer = LocalProducer(pipeline.embedder, pipeline.aligner() if align_photos else None, flip, batch_size, workers,
