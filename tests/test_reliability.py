@@ -389,3 +389,49 @@ def test_appended_rows_keep_the_store_id_so_its_index_can_grow(tmp_path, model):
     result = runner.invoke(app, ["index", str(store), "-o", str(tmp_path / "f.faiss"), "--add", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == 2
+
+
+def test_an_output_inside_the_input_is_never_read_back(tmp_path):
+    """`fnet align photos -o photos/aligned` nested aligned/aligned/... on a rerun; `fnet cluster photos
+    -o photos/people --folders crops` grew 4 -> 7 -> 10 faces. Outputs under the input are left out."""
+    photos = tmp_path / "photos"
+    for person in ("Colin_Powell", "Tony_Blair"):
+        (photos / person).mkdir(parents=True)
+        for number in (1, 2):
+            shutil.copy(LFW / person / f"{person}_{number:04d}.jpg", photos / person)
+    for _ in range(2):
+        result = runner.invoke(app, ["align", str(photos), "-o", str(photos / "aligned"), "--device", "cpu", "--json"])
+        assert result.exit_code == 0, result.output
+    assert not (photos / "aligned" / "aligned").exists()
+    assert len(list((photos / "aligned").rglob("*.png"))) == 4
+    for _ in range(2):
+        result = runner.invoke(app, ["cluster", str(photos), "-o", str(photos / "people"), "--folders", "crops",
+                                     "--device", "cpu", "--no-sheet", "--json"])
+        assert result.exit_code == 0, result.output
+        with Store(photos / "people" / "faces.h5") as store:  # the photos, not the crops of the aligned tree or of people/
+            assert sorted(store.paths()) == sorted(f"{p}/{p}_{n:04d}.jpg" for p in ("Colin_Powell", "Tony_Blair") for n in (1, 2))
+
+
+def test_recluster_leaves_only_the_links_clusters_csv_gives(tmp_path):
+    """After --recluster (or a switch from crops to links), people/ held links to photos that
+    clusters.csv put elsewhere (44 of 64). Each person folder now holds exactly its members."""
+    import csv
+
+    centres = _unit(4, dim=16, seed=5)
+    rng = np.random.default_rng(6)
+    x = np.repeat(centres, 6, axis=0) + rng.normal(size=(24, 16)).astype(np.float32) * 0.08
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    root = tmp_path / "photos"
+    root.mkdir()
+    _store(tmp_path / "s.h5", x, [f"p{i:02d}.jpg" for i in range(24)], root=str(root), dim=16)
+    out = tmp_path / "out"
+    clusters = []
+    for extra in (["--threshold", "3.5"], ["--threshold", "0.3", "--recluster"]):
+        result = runner.invoke(app, ["cluster", str(tmp_path / "s.h5"), "-o", str(out), "--folders", "links", "--no-sheet", *extra])
+        assert result.exit_code == 0, result.output
+        clusters.append(len(list((out / "people").iterdir())))
+    assert clusters == [2, 4]
+    with open(out / "clusters.csv", newline="") as handle:
+        want = {(row["path"], int(row["cluster"])) for row in csv.DictReader(handle)}
+    have = {(link.name, int(link.parent.name.split("-")[1]) - 1) for link in (out / "people").rglob("*") if link.is_symlink()}
+    assert have == want

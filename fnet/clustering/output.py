@@ -139,9 +139,10 @@ def cluster_folder(out: Path, cluster: int) -> Path:
 
 def write_links(out: Path, root: Path, paths: list[str], labels: np.ndarray) -> int:
     """people/person-NNNN/ with a symbolic link to each photo holding one of the cluster's faces."""
-    made, root = 0, Path(root).resolve()
+    made, root, keep = 0, Path(root).resolve(), set()
     for path, cluster in zip(paths, labels.tolist()):
         link = cluster_folder(out, cluster) / link_name(path)
+        keep.add(link)
         if link.is_symlink():
             continue
         if not (root / path).resolve().is_relative_to(root):  # an absolute or ../ path: a hostile store
@@ -149,7 +150,22 @@ def write_links(out: Path, root: Path, paths: list[str], labels: np.ndarray) -> 
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath((root / path).resolve(), link.parent), link)
         made += 1
+    remove_stale(out, keep)
     return made
+
+
+def remove_stale(out: Path, keep: set[Path]) -> int:
+    """Remove what people/ holds beyond `keep` (a face that moved to another person after --recluster or
+    a merge, crops left by a --folders crops run); the folders are fnet's output, rewritten with each run."""
+    removed = 0
+    for folder in sorted((out / PEOPLE).glob("person-*")):
+        for entry in folder.iterdir():
+            if entry not in keep and (entry.is_symlink() or entry.is_file()):
+                entry.unlink()
+                removed += 1
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
 
 
 def write_crops(out: Path, store: Store, labels: np.ndarray, size: int = 160) -> tuple[int, list[str]]:
@@ -159,14 +175,16 @@ def write_crops(out: Path, store: Store, labels: np.ndarray, size: int = 160) ->
     from fnet.clustering.sheet import face_pictures
 
     paths, made, unreadable = store.paths(), 0, []
+    targets = [cluster_folder(out, int(labels[row])) / f"{Path(link_name(paths[row])).stem}-{row}.jpg" for row in range(len(labels))]
     for row, picture in face_pictures(store, list(range(len(labels))), size):
         if not isinstance(picture, np.ndarray):
             unreadable.append(f"{paths[row]}: {picture.reason}")
             continue
-        target = cluster_folder(out, int(labels[row])) / f"{Path(link_name(paths[row])).stem}-{row}.jpg"
+        target = targets[row]
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
                 Image.fromarray(picture).save(tmp, "JPEG", quality=90)
             made += 1
+    remove_stale(out, set(targets))
     return made, unreadable

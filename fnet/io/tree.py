@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from fnet.io.images import is_image_path
@@ -20,16 +21,22 @@ class Item:
     box: tuple[float, float, float, float] = NO_BOX
 
 
-def find_images(root: Path) -> list[Path]:
-    """Image files under root, sorted, skipping hidden files and folders.
+# Files that mark a folder as an fnet output (an aligned tree, a cluster folder): inside an
+# input they are outputs of earlier runs, not more photos (re-reading them nested aligned/aligned/...).
+OUTPUT_MARKERS = (MANIFEST, "clusters.json")
+
+
+def find_images(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
+    """Image files under root, sorted, skipping hidden files and folders, the folders in
+    `exclude` (this run's output) and fnet outputs nested in root.
 
     Linked folders are followed (photo libraries are often assembled from links), each real
     folder once, so a link loop ends.
     """
-    found, seen = [], set()
+    found, seen = [], {os.path.realpath(path) for path in exclude}
     for folder, folders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:
+        if real in seen or (folder != str(root) and any(os.path.isfile(os.path.join(folder, m)) for m in OUTPUT_MARKERS)):
             folders.clear()
             continue
         seen.add(real)
@@ -44,15 +51,15 @@ def label_of(rel: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-def tree_items(root: Path) -> list[Item]:
-    """The crops or photos under root; an aligned tree's manifest supplies the face boxes."""
+def tree_items(root: Path, exclude: Iterable[Path] = ()) -> list[Item]:
+    """The crops or photos under root (but not in `exclude`); an aligned tree's manifest supplies the face boxes."""
     root = Path(root)
     boxes = {}
     if (root / MANIFEST).is_file():
         with Manifest(root / MANIFEST) as manifest:
             boxes = {r["output"]: tuple(r["box"]) for r in manifest.records if r["status"] == "ok"}
     items = []
-    for path in find_images(root):
+    for path in find_images(root, exclude):
         rel = path.relative_to(root).as_posix()
         items.append(Item(path, rel, label_of(rel), boxes.get(rel, NO_BOX)))
     return items

@@ -84,7 +84,7 @@ def align_tree(
     """
     source, output = Path(source), Path(output)
     report = AlignReport()
-    all_paths = find_images(source)
+    all_paths = find_images(source, exclude=[output])  # an output inside the input is not read back
     stems = crop_stems(all_paths, source)
     with exclusive(output, folder=True), Manifest(output / MANIFEST) as manifest:  # one writer per output folder
         remove_leftovers(output)  # a killed run's half-written crop, never renamed into place

@@ -163,7 +163,7 @@ def cluster_photos(
         store_path = store_path_for(output, "faces")
         embedded = embed_tree(
             source, store_path, pipeline.embedder, aligner, retry_failed=retry_failed, detect_batch=detect_batch,
-            on_start=on_start, on_item=on_item,
+            on_start=on_start, on_item=on_item, exclude=(output,),
         )
     elif source.is_file():
         store_path = source

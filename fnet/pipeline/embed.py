@@ -198,6 +198,7 @@ def embed_tree(
     retry_failed: bool = False,
     detect_batch: int = 8,
     producer: Producer | None = None,
+    exclude: tuple[Path, ...] = (),
 ) -> EmbedReport:
     """Embed every crop (or, with an aligner, the faces it picks in every photo) under root into the store at output.
 
@@ -210,6 +211,7 @@ def embed_tree(
     part_size, part_seconds: finished rows are saved (a kill keeps them) every part_size rows or
     part_seconds, whichever comes first.
     producer: embeds elsewhere (e.g. ``fnet.scale.RayProducer``) instead of with model and aligner here.
+    exclude: folders under root not to read (the caller's output).
     """
     root, output = Path(root), Path(output)
     if producer is None:
@@ -230,7 +232,7 @@ def embed_tree(
                 if path == output:  # appending keeps the store's identity: its indexes stay valid
                     attrs["store_id"] = store.attrs.get("store_id")
         index, count = shard
-        items = [item for i, item in enumerate(tree_items(root) if items is None else items) if i % count == index]
+        items = [item for i, item in enumerate(tree_items(root, exclude) if items is None else items) if i % count == index]
         todo = [item for item in items if item.rel not in done]
         report = EmbedReport(skipped=len(items) - len(todo))
         if not retry_failed:
