@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +43,63 @@ def sidecar(path: Path) -> Path:
 
 
 def save_index(index, meta: dict, path: Path) -> None:
+    """Write the index and its sidecar so that a reader always finds a matching pair.
+
+    Two files cannot be renamed at once. So the sidecar names the index file it describes (inode,
+    size, modification time, which a rename keeps) and also carries the previous index's
+    metadata: it is replaced first, the index second. A reader between the two renames, or after
+    a crash between them, finds the old index and its old metadata in the new sidecar.
+    """
     with atomic_path(path) as tmp:
         _faiss().write_index(_to_cpu(index), str(tmp))
-    with atomic_path(sidecar(path)) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
+        previous = _current_meta(path)
+        with atomic_path(sidecar(path)) as side:
+            side.write_text(json.dumps({**meta, "index_file": _stamp(tmp), "previous": previous}, indent=2))
+
+
+def _stamp(path: Path) -> dict:
+    st = os.stat(path)
+    return {"inode": st.st_ino, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _current_meta(path: Path) -> dict | None:
+    """The metadata of the index file now at path (None when there is none, or no sidecar)."""
+    try:
+        return _matching_meta(path, json.loads(sidecar(path).read_text()))
+    except (OSError, ValueError, IndexFileError):
+        return None
+
+
+def _matching_meta(path: Path, meta: dict) -> dict:
+    """Of the sidecar's current and previous metadata, the one describing the index file at path."""
+    if "index_file" not in meta:  # written by an earlier fnet: trusted as it is
+        return meta
+    stamp = _stamp(path)
+    for candidate in (meta, meta.get("previous") or {}):
+        if candidate.get("index_file") == stamp:
+            return {k: v for k, v in candidate.items() if k != "previous"}
+    raise IndexFileError(f"{path}: its sidecar {sidecar(path).name} describes another index file (copied or edited apart?); "
+                         "build the index again")
 
 
 def load_index(path: str | os.PathLike, use_gpu: bool = False):
-    """(faiss index, its metadata); refuses an index without its sidecar."""
+    """(faiss index, its metadata); refuses an index without its sidecar, or with another index's."""
     path = Path(path)
     if not path.is_file() or not sidecar(path).is_file():
         raise IndexFileError(f"{path}: no such index (an fnet index is INDEX plus INDEX.json)")
-    meta = json.loads(sidecar(path).read_text())
-    index = _faiss().read_index(str(path))
+    for attempt in range(50):  # a rebuild may replace the files while they are read: read them again
+        try:
+            before = _stamp(path)
+            meta = _matching_meta(path, json.loads(sidecar(path).read_text()))
+            index = _faiss().read_index(str(path))
+            if _stamp(path) == before:
+                break
+        except (IndexFileError, ValueError):  # a sidecar read just before both were replaced
+            if attempt == 49:
+                raise
+        time.sleep(0.02)
+    else:
+        raise IndexFileError(f"{path}: kept changing while it was read (rebuilt in a loop?); try again")
     if "nprobe" in meta and hasattr(index, "nprobe"):
         index.nprobe = meta["nprobe"]
     if meta.get("kind") == "hnsw":
