@@ -478,3 +478,41 @@ def test_searches_during_rebuilds_never_fail(tmp_path):
         assert index.ntotal == meta["rows"] and meta["rows"] in (20, 50)
         loads += 1
     assert writer.returncode == 0 and loads > 1
+
+
+def test_a_replaced_photo_is_embedded_again(tmp_path, model, aligner):
+    """A photo replaced under the same name kept its old embedding; so did one without a face before."""
+    from fnet.pipeline.embed import embed_tree
+
+    photos = tmp_path / "photos" / "people"
+    photos.mkdir(parents=True)
+    shutil.copy(LFW / "Colin_Powell" / "Colin_Powell_0001.jpg", photos / "a.jpg")
+    shutil.copy(LFW / "Tony_Blair" / "Tony_Blair_0001.jpg", photos / "b.jpg")
+    Image.new("RGB", (250, 250), (120, 130, 140)).save(photos / "c.jpg")  # no face
+    store = tmp_path / "faces.h5"
+    first = embed_tree(photos.parent, store, model, aligner)
+    assert (first.faces, first.no_face) == (2, 1)
+    with Store(store) as s:
+        before, old_id = dict(zip(s.paths(), s.embeddings())), s.attrs["store_id"]
+    shutil.copy(LFW / "Hugo_Chavez" / "Hugo_Chavez_0001.jpg", photos / "a.jpg")  # another person, same name
+    shutil.copy(LFW / "Serena_Williams" / "Serena_Williams_0001.jpg", photos / "c.jpg")  # now a face
+    again = embed_tree(photos.parent, store, model, aligner)
+    assert (again.replaced, again.faces, again.skipped, again.no_face, again.total) == (2, 2, 1, 0, 3)
+    reference = {p: e for p, e in zip(["a", "c"], fnet_embed([photos / "a.jpg", photos / "c.jpg"], model, aligner))}
+    with Store(store) as s:
+        after = dict(zip(s.paths(), s.embeddings()))
+        assert sorted(s.paths()) == ["people/a.jpg", "people/b.jpg", "people/c.jpg"] and s.no_face() == []
+        assert s.attrs["store_id"] != old_id  # rows were dropped: an index of the old store must not be extended
+    np.testing.assert_array_equal(after["people/b.jpg"], before["people/b.jpg"])
+    assert ((after["people/a.jpg"] - before["people/a.jpg"]) ** 2).sum() > 0.5  # Powell's face is gone
+    np.testing.assert_allclose(after["people/a.jpg"], reference["a"], atol=1e-4)
+    np.testing.assert_allclose(after["people/c.jpg"], reference["c"], atol=1e-4)
+    third = embed_tree(photos.parent, store, model, aligner)
+    assert (third.replaced, third.faces, third.skipped) == (0, 0, 3)
+
+
+def fnet_embed(paths, model, aligner) -> np.ndarray:
+    """The embedding of each photo's face, straight from the model."""
+    import fnet
+
+    return model.embed(np.stack([aligner.align([fnet.load_image(p)])[0][0].crop for p in paths]))

@@ -7,6 +7,9 @@ Layout (N rows):
     /boxes       (N, 4) float32  face box in the source photo, NaN when unknown
     /no_face     (M,) str    photos in which no face was found, so that a rerun skips them
                              (absent in stores of fnet 0.1.0: read as none)
+    /stamp_paths (K,) str    the photos embedded, with /stamps (K, 2) int64: each one's size
+    /stamps      (K, 2) int64  and modification time (ns) when embedded, so that a replaced
+                             photo is embedded again (absent in older stores: never re-checked)
     attributes   model, embedding_dim, normalization, threshold, fnet_version, created, root,
                  store_id (a uuid kept while rows are appended: indexes record it)
 
@@ -79,6 +82,12 @@ def model_attrs(info, root: str = "", half: bool = False) -> dict:
     }
 
 
+def photo_stamp(path: str | os.PathLike) -> tuple[int, int]:
+    """(size, mtime_ns) of a file: what changes when a photo is replaced or edited."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
 def check_can_extend(path: str | os.PathLike, have: dict, want: dict) -> None:
     """Refuse to append rows that the store would get wrong: another model, another root, another precision."""
     check_same_model(path, have, want)
@@ -101,8 +110,12 @@ def check_same_model(path: str | os.PathLike, have: dict, want: dict) -> None:
             )
 
 
-def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no_face: Iterable[str] = ()) -> int:
-    """Write a whole store atomically from blocks of rows (streamed: memory stays bounded)."""
+def write_store(
+    path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no_face: Iterable[str] = (), stamps: dict | None = None
+) -> int:
+    """Write a whole store atomically from blocks of rows (streamed: memory stays bounded).
+
+    stamps: photo path -> (size, mtime_ns) of the file embedded (see ``photo_stamp``)."""
     dtype = np.float16 if attrs.get("dtype") == "float16" else np.float32
     dim = int(attrs["embedding_dim"])
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -124,6 +137,9 @@ def write_store(path: str | os.PathLike, blocks: Iterable[Rows], attrs: dict, no
             boxes[count:end] = block.boxes
             count = end
         f.create_dataset("no_face", data=np.array(sorted(set(no_face)), dtype=object), dtype=STRING, track_times=False)
+        stamped = sorted(stamps or {})
+        f.create_dataset("stamp_paths", data=np.array(stamped, dtype=object), dtype=STRING, track_times=False)
+        f.create_dataset("stamps", data=np.array([stamps[p] for p in stamped], np.int64).reshape(-1, 2), track_times=False)
         f.attrs.update({
             **attrs, "created": attrs.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "store_id": attrs.get("store_id") or uuid.uuid4().hex,  # kept when rows are appended; indexes check it
@@ -190,6 +206,12 @@ class Store:
     def no_face(self) -> list[str]:
         return self._strings("no_face") if "no_face" in self._file else []
 
+    def stamps(self) -> dict[str, tuple[int, int]]:
+        """Photo path -> (size, mtime_ns) when it was embedded (empty for stores of fnet 0.1.0)."""
+        if "stamps" not in self._file:
+            return {}
+        return dict(zip(self._strings("stamp_paths"), map(tuple, self._file["stamps"][:].tolist())))
+
     def blocks(self, size: int = 8 * CHUNK_ROWS) -> Iterator[Rows]:
         for start in range(0, len(self), size):
             yield self.rows(start, start + size)
@@ -221,7 +243,8 @@ def _merge(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:
             check_can_extend(store.path, store.attrs, stores[0].attrs)
         attrs = {**stores[0].attrs, "created": None, "store_id": None}
         no_face = {path for s in stores for path in s.no_face()}
-        return write_store(output, _unique_photos(stores), attrs, no_face)
+        stamps = {path: stamp for s in reversed(stores) for path, stamp in s.stamps().items()}  # the first store's win
+        return write_store(output, _unique_photos(stores), attrs, no_face, stamps)
     finally:
         for store in stores:
             store.close()

@@ -26,7 +26,7 @@ from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.store import Rows, check_can_extend, model_attrs
+from fnet.io.store import Rows, check_can_extend, model_attrs, photo_stamp
 from fnet.io.stores import open_store, store_format
 from fnet.io.tree import NO_BOX, Item, tree_items
 
@@ -58,6 +58,7 @@ class EmbedReport:
     no_face_before: int = 0  # photos without a face in an earlier run, not detected again
     fallbacks: int = 0  # photos without a detected face, embedded from a centre crop
     total: int = 0  # rows in the store at the end
+    replaced: int = 0  # photos changed on disk since they were embedded: embedded again, old rows dropped
 
     @property
     def failed(self) -> bool:
@@ -76,6 +77,7 @@ class _PartWriter:
         self.format = store_format()  # parts are written in the default format, whatever the output's
         self.buffer: list[Rows] = []
         self.no_face: list[str] = []  # written with the next part
+        self.stamps: dict[str, tuple[int, int]] = {}  # of the photos in the part (or without a face)
         self.since = time.monotonic()
 
     def add(self, rows: Rows) -> None:
@@ -87,9 +89,10 @@ class _PartWriter:
         if self.buffer or self.no_face:
             self.directory.mkdir(parents=True, exist_ok=True)
             rows = Rows.concat(self.buffer) if self.buffer else Rows.empty(int(self.attrs["embedding_dim"]))
-            self.format.write(self.directory / f"part-{self.index:05d}{self.format.suffix}", [rows], self.attrs, self.no_face)
+            part = self.directory / f"part-{self.index:05d}{self.format.suffix}"
+            self.format.write(part, [rows], self.attrs, self.no_face, self.stamps)
             self.index += 1
-            self.buffer, self.no_face = [], []
+            self.buffer, self.no_face, self.stamps = [], [], {}
         self.since = time.monotonic()
 
 
@@ -224,17 +227,24 @@ def embed_tree(
         parts = sorted(partial.glob(f"part-*{store_format().suffix}"))
         done: set[str] = set()
         faceless: set[str] = set()
+        stamps: dict[str, tuple[int, int]] = {}
         for path in existing + parts:
             with open_store(path) as store:
                 check_can_extend(path, store.attrs, attrs)
                 done.update(store.paths())
                 faceless.update(store.no_face())
+                stamps.update(store.stamps())
                 if path == output:  # appending keeps the store's identity: its indexes stay valid
                     attrs["store_id"] = store.attrs.get("store_id")
         index, count = shard
         items = [item for i, item in enumerate(tree_items(root, exclude) if items is None else items) if i % count == index]
+        now = {item.rel: _stamp(item.path) for item in items if item.rel in stamps or item.rel not in done}
+        changed = {rel for rel, stamp in now.items() if rel in stamps and stamp != stamps[rel]}  # replaced or edited
+        if changed:
+            done, faceless = done - changed, faceless - changed
+            attrs["store_id"] = None  # rows are dropped: a new identity, so that an old index is not extended
         todo = [item for item in items if item.rel not in done]
-        report = EmbedReport(skipped=len(items) - len(todo))
+        report = EmbedReport(skipped=len(items) - len(todo), replaced=len(changed))
         if not retry_failed:
             report.no_face_before = sum(item.rel in faceless for item in todo)
             todo = [item for item in todo if item.rel not in faceless]
@@ -245,6 +255,7 @@ def embed_tree(
             on_start(len(todo) + len(unnamed))
 
         writer = _PartWriter(partial, attrs, part_size, first_index=len(parts), seconds=part_seconds)
+        run_stamps: dict[str, tuple[int, int]] = {}
         found_now: set[str] = set()  # retried photos that have a face this time
         faceless_now: set[str] = set()  # photos without a face in this run
         outcomes = itertools.chain((Outcome(item, failure="error", reason=problems[item.rel]) for item in unnamed), producer(todo))
@@ -253,6 +264,8 @@ def embed_tree(
             if rel in done:  # a retried task delivered it twice: each photo lands once
                 continue
             done.add(rel)
+            if outcome.failure != "error" and now.get(rel):  # embedded, or known to have no face: as of this file
+                writer.stamps[rel] = run_stamps[rel] = now[rel]
             if outcome.rows is not None:
                 writer.add(outcome.rows)
                 report.faces += len(outcome.rows)
@@ -269,10 +282,13 @@ def embed_tree(
                 on_item(outcome.item, outcome.reason or None)
         writer.flush()
 
+        earlier = existing + parts  # rows of a changed photo in them are stale
         parts = sorted(partial.glob(f"part-*{store_format().suffix}"))
         if parts or not existing:
             no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
-            report.total = store_format(output).write(output, _blocks(existing + parts), {**attrs, "created": None}, no_face)
+            new_parts = parts[len(earlier) - len(existing):]
+            blocks = itertools.chain(_blocks(earlier, drop=changed), _blocks(new_parts))
+            report.total = store_format(output).write(output, blocks, {**attrs, "created": None}, no_face, {**stamps, **run_stamps})
             shutil.rmtree(partial, ignore_errors=True)
         else:
             with open_store(output) as store:
@@ -280,7 +296,20 @@ def embed_tree(
         return report
 
 
-def _blocks(paths: list[Path]) -> Iterator[Rows]:
+def _blocks(paths: list[Path], drop: set[str] = frozenset()) -> Iterator[Rows]:
     for path in paths:
         with open_store(path) as store:
-            yield from store.blocks()
+            for block in store.blocks():
+                keep = [i for i, rel in enumerate(block.paths) if rel not in drop] if drop else range(len(block))
+                if len(keep) == len(block):
+                    yield block
+                elif keep:
+                    yield Rows(block.embeddings[keep], [block.paths[i] for i in keep], [block.labels[i] for i in keep],
+                               block.boxes[keep])
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        return photo_stamp(path)
+    except OSError:  # gone since the folder was listed: its read will say so
+        return None

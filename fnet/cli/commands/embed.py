@@ -105,6 +105,7 @@ def embed(
     result({**vars(report), "seconds": round(seconds, 2), "output": str(output)}, (
         f"Embedded {report.faces} faces in {seconds:.1f} s ({report.faces / max(seconds, 1e-9):.1f} faces/s); "
         f"{report.skipped} already stored, {report.errors} unreadable, {report.no_face} without a face"
+        + (f", {report.replaced} changed since they were embedded (embedded again)" if report.replaced else "")
         + (f", {report.fallbacks} without a detected face embedded whole (--fallback)" if report.fallbacks else "")
         + f". {output} holds {report.total} faces."
     ))
