@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,32 @@ def test_cache_with_outdated_metadata_is_rebuilt(tmp_path, monkeypatch):
     assert read_info(pretrained_checkpoint()).threshold == 0.5
     monkeypatch.setitem(pretrained.REGISTRY, "facenet-casia", model)
     assert read_info(pretrained_checkpoint()).threshold == model.info.threshold
+
+
+def test_tampered_converted_weights_are_refused_by_name(tmp_path, monkeypatch):
+    """Edited weights in the cache were loaded (distance 0.000 for different people): the sha256 of
+    the tensors, written at conversion, is checked at every load."""
+    from fnet.core.checkpoint import CheckpointError
+    from fnet.core.loading import load_model
+
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    path = pretrained_checkpoint()
+    data = bytearray(path.read_bytes())
+    data[-1000:-996] = b"\x00\x00\x80\x7f"  # one weight of the last tensor becomes +Inf, the header untouched
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="facenet-casia.safetensors: its weights are not those written with it"):
+        load_model(device="cpu")
+    path.unlink()  # as the message says: converted again
+    assert load_model(device="cpu").info.name == "facenet-casia"
+
+
+def test_a_cache_written_before_weights_were_hashed_is_converted_again(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    from fnet.core.checkpoint import METADATA_KEY, has_digest, read_metadata
+
+    monkeypatch.setenv("FNET_CACHE", str(tmp_path))
+    path = pretrained_checkpoint()
+    save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: json.dumps(read_metadata(path))})  # as fnet 0.1.0 wrote it
+    assert not has_digest(path)
+    assert has_digest(pretrained_checkpoint())

@@ -516,3 +516,73 @@ def fnet_embed(paths, model, aligner) -> np.ndarray:
     import fnet
 
     return model.embed(np.stack([aligner.align([fnet.load_image(p)])[0][0].crop for p in paths]))
+
+
+def test_a_torn_last_metrics_line_is_dropped_not_fatal(tmp_path):
+    """A full disk during `fnet train` left half a line; every later run failed on "Expecting ',' delimiter"."""
+    from fnet.training.curves import metric_records, plot_curves
+
+    metrics = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"step": s, "loss": 1.0 / s, "active": 0.5, "d_ap": 0.8, "d_an": 1.3, "spread": 0.1}) for s in (1, 2, 3)]
+    metrics.write_text("\n".join(lines) + '\n{"step": 4, "loss": 0.2')
+    assert [r["step"] for r in metric_records(metrics)] == [1, 2, 3]
+    assert plot_curves(metrics, tmp_path / "curves.png").is_file()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_lost(tmp_path, monkeypatch):
+    import errno
+
+    import h5py
+
+    import fnet.io.store as store_module
+
+    _store(tmp_path / "a.h5", _unit(3), ["a.png", "b.png", "c.png"])
+    before = (tmp_path / "a.h5").read_bytes()
+    real_file = h5py.File
+
+    def full_disk(name, mode="r", *args, **kwargs):
+        if mode == "w":
+            raise OSError(errno.ENOSPC, "No space left on device", str(name))
+        return real_file(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.h5py, "File", full_disk)
+    result = runner.invoke(app, ["merge", str(tmp_path / "a.h5"), "-o", str(tmp_path / "m.h5"), "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)
+    assert error["reason"] == "no space left on its disk" and ".m.h5." in error["path"]  # the file being written
+    assert (tmp_path / "a.h5").read_bytes() == before and not list(tmp_path.glob("*m.h5*"))
+
+
+def test_embed_refuses_a_store_its_disk_cannot_hold_and_keeps_its_parts(tmp_path, model, monkeypatch):
+    import collections
+
+    import fnet.io.store as store_module
+    from fnet.io.store import StoreError
+    from fnet.pipeline.embed import embed_tree
+
+    photos = tmp_path / "photos" / "Colin_Powell"
+    photos.mkdir(parents=True)
+    for number in (1, 2, 3):
+        shutil.copy(LFW / "Colin_Powell" / f"Colin_Powell_{number:04d}.jpg", photos)
+    store = tmp_path / "faces.h5"
+    real_usage = store_module.shutil.disk_usage
+    usage = collections.namedtuple("usage", "total used free")
+    room = {"free": 2**40}
+
+    def disk_usage(path):
+        return usage(2**40, 0, room["free"]) if room["free"] is not None else real_usage(path)
+
+    monkeypatch.setattr(store_module.shutil, "disk_usage", disk_usage)
+    seen = []
+
+    def fill_the_disk(item, reason):
+        seen.append(item)
+        if len(seen) == 3:  # every face is in a part; then the disk fills up before the store is joined
+            room["free"] = 2**20
+
+    with pytest.raises(StoreError, match=r"faces.h5: writing 3 faces needs about 1 MB, its disk has 1 MB free"):
+        embed_tree(photos.parent, store, model, part_size=1, on_item=fill_the_disk)
+    assert not store.exists() and len(list((tmp_path / "faces.h5.partial").glob("part-*.h5"))) == 3
+    room["free"] = None  # space again: the same run finishes from its parts, embedding nothing again
+    report = embed_tree(photos.parent, store, model, part_size=1)
+    assert (report.skipped, report.faces, report.total) == (3, 0, 3)

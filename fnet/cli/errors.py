@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fnet.cli.output import fail
-from fnet.errors import FnetError
+from fnet.errors import FnetError, disk_full
 
 
 def exit_code(err: BaseException) -> int | None:
@@ -31,5 +31,10 @@ def reported(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except FnetError as err:
             fail(err, exit_code(err))
+        except OSError as err:  # a full disk is the user's to fix, not a bug: one line, exit 2
+            full = disk_full(err)
+            if full is None:
+                raise
+            fail(full, full.exit_code)
 
     return run

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from torch.nn import functional as F
 
+from fnet.core.checkpoint import load_weights
 from fnet.core.device import configure_cpu_threads, resolve_device
 from fnet.core.models.mtcnn import ONet, PNet, RNet
 from fnet.core.pretrained import mtcnn_weights
@@ -160,7 +160,7 @@ class FaceDetector:
         self.settings = settings
         if self.device.type == "cpu":
             configure_cpu_threads()
-        state = load_file(str(mtcnn_weights()))
+        state = load_weights(mtcnn_weights())
         # channels_last: twice as fast for P-Net's wide, shallow convolutions on CPU
         self.pnet, self.rnet, self.onet = (
             net.eval().to(self.device, memory_format=torch.channels_last) for net in (PNet(), RNet(), ONet())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from fnet.core.checkpoint import CheckpointError, read_info, read_metadata, save_checkpoint, save_weights
+from fnet.core.checkpoint import CheckpointError, has_digest, read_info, read_metadata, save_checkpoint, save_weights
 from fnet.core.info import ModelInfo
 from fnet.errors import FnetError
 
@@ -134,7 +134,7 @@ def pretrained_checkpoint(name: str = DEFAULT_MODEL) -> Path:
     target, model = cached_path(key), REGISTRY[key]
     info = model.info.replace(source=model.source.describe())
     try:
-        if target.is_file() and read_info(target) == info:
+        if target.is_file() and read_info(target) == info and has_digest(target):  # older caches: converted again
             return target
     except CheckpointError:
         pass  # a damaged cache entry, or metadata from another fnet version: convert again
@@ -171,7 +171,7 @@ def mtcnn_weights() -> Path:
     """The MTCNN P/R/O-Net weights as safetensors, converted on first use."""
     target = cache_dir() / "mtcnn.safetensors"
     try:
-        if target.is_file() and read_metadata(target).get("name") == "mtcnn":
+        if target.is_file() and read_metadata(target).get("name") == "mtcnn" and has_digest(target):
             return target
     except CheckpointError:
         pass

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -80,6 +81,18 @@ def model_attrs(info, root: str = "", half: bool = False) -> dict:
         "root": root,
         "fnet_version": __version__,
     }
+
+
+def check_room(path: str | os.PathLike, rows: int, attrs: dict) -> None:
+    """Refuse before writing a store of `rows` rows that its disk cannot hold (HDF5 has crashed on a full disk)."""
+    itemsize = 2 if attrs.get("dtype") == "float16" else 4
+    needed = rows * (int(attrs["embedding_dim"]) * itemsize + 128) + 2**20  # + box, paths and labels (measured ~2.2 KB at 512-D)
+    free = shutil.disk_usage(Path(path).parent).free
+    if needed > free:
+        full = StoreError(f"{path}: writing {rows:,} faces needs about {needed / 2**20:,.0f} MB, its disk has "
+                          f"{free / 2**20:,.0f} MB free; free some and run the same command again (finished work is kept)")
+        full.path, full.reason = str(path), "not enough space on its disk"
+        raise full
 
 
 def photo_stamp(path: str | os.PathLike) -> tuple[int, int]:

@@ -11,6 +11,7 @@ are remembered in the store too, so that a rerun does not detect them again
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import shutil
@@ -26,7 +27,7 @@ from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
-from fnet.io.store import Rows, check_can_extend, model_attrs, photo_stamp
+from fnet.io.store import Rows, check_can_extend, check_room, model_attrs, photo_stamp
 from fnet.io.stores import open_store, store_format
 from fnet.io.tree import NO_BOX, Item, tree_items
 
@@ -90,6 +91,7 @@ class _PartWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
             rows = Rows.concat(self.buffer) if self.buffer else Rows.empty(int(self.attrs["embedding_dim"]))
             part = self.directory / f"part-{self.index:05d}{self.format.suffix}"
+            check_room(part, len(rows), self.attrs)
             self.format.write(part, [rows], self.attrs, self.no_face, self.stamps)
             self.index += 1
             self.buffer, self.no_face, self.stamps = [], [], {}
@@ -161,6 +163,9 @@ class LocalProducer:
     workers: int = 2
     detect_batch: int = 8
     fallback_crop: float | None = None
+    # Held while the networks run. Calls sharing one (a Ray actor taking two batches at once)
+    # decode their photos concurrently but take turns on the model, so it never waits for decoding.
+    model_lock: contextlib.AbstractContextManager = dataclasses.field(default_factory=contextlib.nullcontext)
 
     @property
     def info(self) -> ModelInfo:
@@ -174,12 +179,17 @@ class LocalProducer:
                 if isinstance(image, ImageError):
                     yield Outcome(item, failure="error", reason=image.reason)
             readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
-            pending.extend(crops_of(self.aligner, readable, self.fallback_crop))
+            with self.model_lock:
+                pending.extend(crops_of(self.aligner, readable, self.fallback_crop))
             if sum(len(faces) for _, faces, _ in pending) >= self.batch_size:
-                yield from embed_crops(self.model, pending, self.flip)
+                with self.model_lock:
+                    outcomes = embed_crops(self.model, pending, self.flip)
+                yield from outcomes
                 pending = []
         if pending:
-            yield from embed_crops(self.model, pending, self.flip)
+            with self.model_lock:
+                outcomes = embed_crops(self.model, pending, self.flip)
+            yield from outcomes
 
 
 def embed_tree(
@@ -287,6 +297,7 @@ def embed_tree(
         if parts or not existing:
             no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
             new_parts = parts[len(earlier) - len(existing):]
+            check_room(output, sum(_rows(path) for path in earlier + new_parts), attrs)
             blocks = itertools.chain(_blocks(earlier, drop=changed), _blocks(new_parts))
             report.total = store_format(output).write(output, blocks, {**attrs, "created": None}, no_face, {**stamps, **run_stamps})
             shutil.rmtree(partial, ignore_errors=True)
@@ -306,6 +317,11 @@ def _blocks(paths: list[Path], drop: set[str] = frozenset()) -> Iterator[Rows]:
                 elif keep:
                     yield Rows(block.embeddings[keep], [block.paths[i] for i in keep], [block.labels[i] for i in keep],
                                block.boxes[keep])
+
+
+def _rows(path: Path) -> int:
+    with open_store(path) as store:
+        return len(store)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

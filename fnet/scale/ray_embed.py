@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class EmbedActor:
         self.dim = pipeline.info.embedding_dim
         self.produce = LocalProducer(
             pipeline.embedder, pipeline.aligner() if align else None, flip=flip, batch_size=settings.batch_size,
-            workers=2, detect_batch=detect_batch, fallback_crop=fallback_crop,
+            workers=2, detect_batch=detect_batch, fallback_crop=fallback_crop, model_lock=threading.Lock(),
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -129,11 +130,15 @@ class RayProducer:
             "label": [item.label for item in items], **{k: [item.box[j] for item in items] for j, k in enumerate(BOX)},
         })
         # Blocks cut here, not by a repartition: that would be a CPU task waiting behind actors holding every CPU.
-        photos = ray.data.from_arrow([table.slice(start, r.photos_per_call) for start in range(0, len(items), r.photos_per_call)])
+        blocks = [table.slice(start, r.photos_per_call) for start in range(0, len(items), r.photos_per_call)]
+        photos = ray.data.from_arrow(blocks)
+        actors = min(r.actors or self._actors(ray), len(blocks))  # more would wait for work that never comes
         settings = dataclasses.replace(self.settings, device="cuda" if r.actor_gpus > 0 else "cpu")
         embedded = photos.map_batches(
             EmbedActor, batch_size=r.photos_per_call, batch_format="numpy", num_cpus=r.actor_cpus, num_gpus=r.actor_gpus or None,
-            compute=ray.data.ActorPoolStrategy(size=r.actors or self._actors(ray)),  # lost actors restart, their batches retry
+            # Two calls at a time per actor: one decodes its photos while the other has the model (see
+            # LocalProducer.model_lock). Lost actors restart, and their batches are retried.
+            compute=ray.data.ActorPoolStrategy(size=actors, max_concurrent_calls_per_actor=2),
             fn_constructor_kwargs={
                 "settings": settings, "align": self.align, "flip": self.flip, "detect_batch": self.detect_batch,
                 "fallback_crop": self.fallback_crop, "threads": max(1, int(r.actor_cpus)),

@@ -6,13 +6,22 @@ import json
 from pathlib import Path
 
 
+def metric_records(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl, without a torn last line (a full disk or a kill mid-write)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # half a line: the record it began is lost, the run is not
+    return records
+
+
 def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     """(per-step records, validation records) of a run's metrics.jsonl."""
     steps, vals = [], []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            (vals if record.get("kind") == "val" else steps).append(record)
+    for record in metric_records(path):
+        (vals if record.get("kind") == "val" else steps).append(record)
     return steps, vals
 
 

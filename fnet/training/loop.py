@@ -29,11 +29,12 @@ from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.errors import SettingsError
 from fnet.evaluation.metrics import best_threshold, kfold_accuracy, val_at_far
-from fnet.io.atomic import remove_leftovers
+from fnet.io.atomic import atomic_path, remove_leftovers
 from fnet.io.images import ImageError
 from fnet.io.lock import exclusive
 from fnet.io.tree import tree_items
 from fnet.training import LOSSES
+from fnet.training.curves import metric_records
 from fnet.training.data import Augment, FaceFolder, split_identities
 from fnet.training.losses import LossBatch
 from fnet.training.miners import FALLBACKS, STRATEGIES
@@ -310,9 +311,10 @@ class Trainer:
             self.loss.load_state_dict(load_file(str(found[-1].with_suffix(".loss.safetensors"))))
         step = load_optimizer(found[-1].with_suffix(".optim.safetensors"), self.optimizer)
         metrics = self.out / "metrics.jsonl"
-        if self.dist.main and metrics.is_file():  # drop lines of steps after the checkpoint
-            keep = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            metrics.write_text("".join(line + "\n" for line in keep))
+        if self.dist.main and metrics.is_file():  # drop lines of steps after the checkpoint, and a torn last line
+            keep = [record for record in metric_records(metrics) if record.get("step", 0) <= step]
+            with atomic_path(metrics) as tmp:
+                tmp.write_text("".join(json.dumps(record) + "\n" for record in keep))
         return step
 
     def save(self, step: int, final: bool = False) -> Path:
