@@ -586,3 +586,20 @@ def test_embed_refuses_a_store_its_disk_cannot_hold_and_keeps_its_parts(tmp_path
     room["free"] = None  # space again: the same run finishes from its parts, embedding nothing again
     report = embed_tree(photos.parent, store, model, part_size=1)
     assert (report.skipped, report.faces, report.total) == (3, 0, 3)
+
+
+def test_a_malformed_store_is_one_line_not_a_traceback(tmp_path):
+    """A 1-D store, or one with fewer paths than embeddings, crashed index and cluster deep inside."""
+    import h5py
+
+    replaced = {"flat": ("embeddings", np.zeros(16, "f4")), "short": ("paths", np.array([b"a.png"]))}
+    for name, (dataset, data) in replaced.items():
+        _store(tmp_path / f"{name}.h5", _unit(2), ["a.png", "b.png"])
+        with h5py.File(tmp_path / f"{name}.h5", "r+") as f:
+            del f[dataset]
+            f.create_dataset(dataset, data=data)
+        for command in (["index", str(tmp_path / f"{name}.h5"), "-o", str(tmp_path / "x.faiss")],
+                        ["cluster", str(tmp_path / f"{name}.h5"), "-o", str(tmp_path / "out")]):
+            result = runner.invoke(app, [*command, "--json"])
+            assert result.exit_code == 2, result.output
+            assert "not a well-formed fnet store" in json.loads(result.stdout)["error"]

@@ -173,6 +173,10 @@ class Store:
         if missing or "model" not in self._file.attrs:
             self._file.close()
             raise StoreError(f"{path}: not an fnet embeddings store (missing {', '.join(sorted(missing)) or 'attributes'})")
+        shape_problem = _shape_problem(self._file)
+        if shape_problem:
+            self._file.close()
+            raise StoreError(f"{path}: not a well-formed fnet store ({shape_problem})")
         for name, dataset in self._file.items():
             if isinstance(dataset, h5py.Dataset) and (dataset.external or dataset.is_virtual):
                 self._file.close()  # reading it would read another file, e.g. /etc/passwd as labels
@@ -237,6 +241,22 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _shape_problem(f: h5py.File) -> str | None:
+    """What is wrong with a store's dataset shapes (a hand-made or damaged file), or None."""
+    embeddings = f["embeddings"]
+    if embeddings.ndim != 2:
+        return f"embeddings are {embeddings.ndim}-D, not rows x dimensions"
+    rows, dim = embeddings.shape
+    if "embedding_dim" in f.attrs and int(f.attrs["embedding_dim"]) != dim:
+        return f"embeddings have {dim} dimensions, its attributes say {int(f.attrs['embedding_dim'])}"
+    for name in ("paths", "labels"):
+        if f[name].shape != (rows,):
+            return f"{name} has shape {f[name].shape}, not one per embedding ({rows})"
+    if f["boxes"].shape != (rows, 4):
+        return f"boxes have shape {f['boxes'].shape}, not {rows} x 4"
+    return None
 
 
 def merge_stores(inputs: list[str | os.PathLike], output: str | os.PathLike) -> int:

@@ -34,7 +34,9 @@ class RaySettings:
     actor_cpus: float = 1.0  # CPUs per actor; its torch threads follow
     actor_gpus: float = 0.0  # GPUs per actor (> 0 puts the model on CUDA)
     # Photos an actor takes at a time (also the retry unit). Each call starts its decode-ahead
-    # afresh: 16 or 32 left the model idle enough to cost 18% of the rate on one node, 64 none.
+    # afresh; with one call at a time, 16 or 32 photos left the model idle enough to cost 18% of
+    # the rate on one node. Actors now take two calls at once (one decodes while the other has
+    # the model), and 64 keeps a lost node's redo small.
     photos_per_call: int = 64
 
 
