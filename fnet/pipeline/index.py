@@ -130,7 +130,7 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
             meta = {"kind": params.kind, **dataclasses.asdict(params)}
         add_rows(index, store, store_path, start, rows)
         meta.update(store_meta(store, store_path, int(index.ntotal)))
-    save_index(index, meta, output)
+        save_index(index, meta, output)  # under the lock: no second build writes between our two files
     return meta
 
 

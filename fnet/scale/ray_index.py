@@ -56,8 +56,8 @@ def build_index_on_ray(store_path: Path, output: Path, params: IndexParams, shar
             index.merge_from(faiss.read_index(str(path)), 0)
         meta = {"kind": params.kind, **dataclasses.asdict(params), **store_meta(store, store_path, int(index.ntotal)),
                 "shards": len(paths)}
-    save_index(index, meta, output)
-    shutil.rmtree(folder, ignore_errors=True)
+        save_index(index, meta, output)
+        shutil.rmtree(folder, ignore_errors=True)
     return meta
 
 
