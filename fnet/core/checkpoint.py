@@ -44,7 +44,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         with open(path, "rb") as handle:
             header = json.loads(handle.read(struct.unpack("<Q", handle.read(8))[0]))
             recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
-            if recorded and _data_sha256(handle, at=handle.tell()) != recorded:
+            if recorded and _data_sha256(handle) != recorded:
                 raise CheckpointError(f"{path}: its weights are not those written with it (sha256 differs): the file was "
                                       "changed or damaged; delete it (a converted model is converted again) or restore it")
         return load_file(str(path))
@@ -54,10 +54,10 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights ({err})") from err
 
 
-def _data_sha256(handle, at: int | None = None) -> str:
+def _data_sha256(handle) -> str:
     """sha256 of a safetensors stream's tensor bytes (everything after its header)."""
-    if at is None:
-        handle.seek(8 + struct.unpack("<Q", handle.read(8))[0])
+    handle.seek(0)
+    handle.seek(8 + struct.unpack("<Q", handle.read(8))[0])
     digest = hashlib.sha256()
     for chunk in iter(lambda: handle.read(2**20), b""):
         digest.update(chunk)

@@ -60,6 +60,13 @@ class Rows:
     def empty(cls, dim: int, dtype=np.float32) -> Rows:
         return cls(np.zeros((0, dim), dtype), [], [], np.zeros((0, 4), np.float32))
 
+    def without(self, paths: set[str]) -> Rows:
+        """These rows less those of the given photos (self when none is among them)."""
+        keep = [i for i, path in enumerate(self.paths) if path not in paths]
+        if len(keep) == len(self):
+            return self
+        return Rows(self.embeddings[keep], [self.paths[i] for i in keep], [self.labels[i] for i in keep], self.boxes[keep])
+
     @classmethod
     def concat(cls, blocks: list[Rows]) -> Rows:
         return cls(
@@ -289,10 +296,8 @@ def _unique_photos(stores: list[Store]) -> Iterator[Rows]:
     for store in stores:
         here: set[str] = set()
         for block in store.blocks():
-            keep = [i for i, path in enumerate(block.paths) if path not in earlier]
             here.update(block.paths)
-            if len(keep) < len(block):
-                block = Rows(block.embeddings[keep], [block.paths[i] for i in keep], [block.labels[i] for i in keep], block.boxes[keep])
+            block = block.without(earlier)
             if len(block):
                 yield block
         earlier |= here

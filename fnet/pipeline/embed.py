@@ -79,6 +79,7 @@ class _PartWriter:
         self.buffer: list[Rows] = []
         self.no_face: list[str] = []  # written with the next part
         self.stamps: dict[str, tuple[int, int]] = {}  # of the photos in the part (or without a face)
+        self.written = 0  # rows in the parts written so far
         self.since = time.monotonic()
 
     def add(self, rows: Rows) -> None:
@@ -93,6 +94,7 @@ class _PartWriter:
             part = self.directory / f"part-{self.index:05d}{self.format.suffix}"
             check_room(part, len(rows), self.attrs)
             self.format.write(part, [rows], self.attrs, self.no_face, self.stamps)
+            self.written += len(rows)
             self.index += 1
             self.buffer, self.no_face, self.stamps = [], [], {}
         self.since = time.monotonic()
@@ -238,9 +240,11 @@ def embed_tree(
         done: set[str] = set()
         faceless: set[str] = set()
         stamps: dict[str, tuple[int, int]] = {}
+        held = 0  # rows in the store and the parts already written
         for path in existing + parts:
             with open_store(path) as store:
                 check_can_extend(path, store.attrs, attrs)
+                held += len(store)
                 done.update(store.paths())
                 faceless.update(store.no_face())
                 stamps.update(store.stamps())
@@ -297,7 +301,7 @@ def embed_tree(
         if parts or not existing:
             no_face = (faceless | faceless_now) - found_now  # as read at the start, plus this run's
             new_parts = parts[len(earlier) - len(existing):]
-            check_room(output, sum(_rows(path) for path in earlier + new_parts), attrs)
+            check_room(output, held + writer.written, attrs)
             blocks = itertools.chain(_blocks(earlier, drop=changed), _blocks(new_parts))
             report.total = store_format(output).write(output, blocks, {**attrs, "created": None}, no_face, {**stamps, **run_stamps})
             shutil.rmtree(partial, ignore_errors=True)
@@ -311,17 +315,9 @@ def _blocks(paths: list[Path], drop: set[str] = frozenset()) -> Iterator[Rows]:
     for path in paths:
         with open_store(path) as store:
             for block in store.blocks():
-                keep = [i for i, rel in enumerate(block.paths) if rel not in drop] if drop else range(len(block))
-                if len(keep) == len(block):
+                block = block.without(drop)
+                if len(block):
                     yield block
-                elif keep:
-                    yield Rows(block.embeddings[keep], [block.paths[i] for i in keep], [block.labels[i] for i in keep],
-                               block.boxes[keep])
-
-
-def _rows(path: Path) -> int:
-    with open_store(path) as store:
-        return len(store)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -40,8 +40,7 @@ def build_index_on_ray(store_path: Path, output: Path, params: IndexParams, shar
     with exclusive(output), open_store(store_path) as store:
         rows = len(store)
         plan = {"store": str(store_path.resolve()), "rows": rows, "created": store.attrs.get("created"), "params": dataclasses.asdict(params)}
-        trained = _trained(folder, plan, store, store_path, params)
-        params = IndexParams(**json.loads((folder / "plan.json").read_text())["chosen"])
+        params, trained = _trained(folder, plan, store, store_path, params)
         count = shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
         bounds = [rows * i // count for i in range(count + 1)]
         ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
@@ -62,11 +61,13 @@ def build_index_on_ray(store_path: Path, output: Path, params: IndexParams, shar
 
 
 def _trained(folder: Path, plan: dict, store, store_path: Path, params: IndexParams):
-    """The empty trained index: the one a crashed run saved for this store and these options, or a new one."""
+    """(the sizes chosen, the empty trained index): those a crashed run saved for this store and these options, or new ones."""
     faiss = _faiss()
     saved = folder / "plan.json"
-    if saved.exists() and {k: v for k, v in json.loads(saved.read_text()).items() if k != "chosen"} == plan:
-        return faiss.read_index(str(folder / "trained.faiss"))
+    if saved.exists():
+        earlier = json.loads(saved.read_text())
+        if {k: v for k, v in earlier.items() if k != "chosen"} == plan:
+            return IndexParams(**earlier["chosen"]), faiss.read_index(str(folder / "trained.faiss"))
     shutil.rmtree(folder, ignore_errors=True)  # another store or other options: start again
     folder.mkdir(parents=True)
     chosen, index = trained_index(store, store_path, params)
@@ -74,7 +75,7 @@ def _trained(folder: Path, plan: dict, store, store_path: Path, params: IndexPar
         faiss.write_index(index, str(tmp))
     with atomic_path(saved) as tmp:
         tmp.write_text(json.dumps({**plan, "chosen": dataclasses.asdict(chosen)}))
-    return index
+    return chosen, index
 
 
 def _add_range(trained: str, store_path: str, start: int, stop: int, shard: str) -> int:
