@@ -6,6 +6,7 @@ table row per setting, plus a ROC plot of all of them. Embeddings are cached und
 bench/out/lfw/, so a rerun only computes new settings.
 
     python bench/lfw.py [--settings crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean]
+    python bench/lfw.py --model dlib-resnet --settings chip,chip-flip
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def parse(setting: str) -> dict:
     margin = next((float(p[1:]) for p in parts if p.startswith("m") and p[1:].replace(".", "").isdigit()), 32.0)
     return {
         "mode": parts[0], "margin": margin, "flip": "flip" in parts, "mean": "mean" in parts,
-        "normalization": "prewhiten" if "prewhiten" in parts else "fixed",
+        "normalization": "prewhiten" if "prewhiten" in parts else None,  # None: the model's own
     }
 
 
@@ -37,23 +38,27 @@ def main() -> None:
     parser.add_argument("--settings", default="crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean")
     parser.add_argument("--images", default=str(LFW / "lfw-deepfunneled"), help="LFW's image folder (e.g. the original, not deep-funneled, images)")
     parser.add_argument("--pairs", default=str(LFW / "pairs.txt"))
+    parser.add_argument("--model", default="facenet-casia", help="a pretrained name or a checkpoint")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", help="where embeddings are cached (default: bench/out/lfw, one folder per image set)")
     args = parser.parse_args()
 
     images = Path(args.images)
     out = Path(args.out or ROOT / "bench/out" / ("lfw" if images.name == "lfw-deepfunneled" else f"lfw-{images.name}"))
+    if args.model != "facenet-casia":
+        out = out / args.model.replace("/", "_")
     out.mkdir(parents=True, exist_ok=True)
     pairs = read_pairs(Path(args.pairs), images)
     curves = {}
-    print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model facenet-casia; MTCNN alignment by fnet")
+    print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model {args.model}; MTCNN alignment by fnet")
     print("| setting | accuracy (10-fold) | VAL @ FAR=1e-3 | ROC AUC | EER | best threshold | no face detected | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for setting in args.settings.split(","):
         s = parse(setting)
-        pipeline = load_pipeline(device=args.device, mode=s["mode"], margin=s["margin"])
+        pipeline = load_pipeline(args.model, device=args.device, mode=s["mode"], margin=s["margin"])
         model = pipeline.embedder
-        model.info = model.info.replace(normalization=s["normalization"])
+        if s["normalization"]:
+            model.info = model.info.replace(normalization=s["normalization"])
         aligner = pipeline.aligner()
         start = time.perf_counter()
         cache = out / f"embeddings-{setting.replace('-mean', '')}.h5"  # mean subtraction reuses the embeddings

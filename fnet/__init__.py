@@ -63,7 +63,7 @@ def load_pipeline(model: str | os.PathLike | None = None, **settings) -> Pipelin
     """A model, a detector and an aligner, built once (see fnet.pipeline.PipelineSettings for the settings).
 
     Nothing heavy happens here: the weights load on first use. Settings: detector ("mtcnn"),
-    device, precision, min_face (20 px), detect_size (1024 px), mode ("crop" or "similarity"),
+    device, precision, min_face (20 px), detect_size (1024 px), mode ("auto": the model's own; "crop", "similarity", "chip"),
     margin (32), pick ("center", "largest", "all"), size (the model's), batch_size (64).
     """
     from fnet.pipeline.build import load_pipeline as load

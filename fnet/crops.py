@@ -11,7 +11,7 @@ from fnet.errors import SettingsError
 from fnet.face import Face
 
 PICKS = ("center", "largest", "all")
-MODES = ("crop", "similarity")
+MODES = ("crop", "similarity", "chip")
 
 # Where `similarity` mode puts the five landmarks in a 160 x 160 crop: their mean position in
 # `crop`-mode crops (margin 32) of 400 MTCNN-detected LFW faces, made mirror-symmetric
@@ -20,6 +20,16 @@ MODES = ("crop", "similarity")
 TEMPLATE_160 = np.array(
     [[51.0, 65.2], [109.0, 65.2], [80.0, 90.5], [54.0, 111.9], [106.0, 111.9]], dtype=np.float64
 )
+
+
+# Where `chip` mode puts MTCNN's five landmarks: dlib's face chip (the input of its ResNet), on
+# dlib's unit face (the mean of its 68-point training shapes: the centres of the six points of
+# each eye, the nose tip, the mouth corners), with dlib's padding of 0.25 on every side.
+DLIB_UNIT_FACE = np.array(
+    [[0.225492, 0.215990], [0.754761, 0.215990], [0.490127, 0.515625], [0.254149, 0.780233], [0.726104, 0.780233]]
+)
+DLIB_PADDING = 0.25
+TEMPLATES = {"similarity": TEMPLATE_160 / 160.0, "chip": (DLIB_UNIT_FACE + DLIB_PADDING) / (1 + 2 * DLIB_PADDING)}
 
 
 def pick_faces(faces: Sequence[Face], image_shape: tuple[int, ...], pick: str = "center") -> list[int]:
@@ -100,9 +110,9 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def warp_face(image: np.ndarray, landmarks: np.ndarray, size: int = 160) -> np.ndarray:
+def warp_face(image: np.ndarray, landmarks: np.ndarray, size: int = 160, template: str = "similarity") -> np.ndarray:
     """Warp so the five landmarks land on the template (scaled to size); outside the photo is black."""
-    target = TEMPLATE_160 * (size / 160.0)
+    target = TEMPLATES[template] * size
     forward = np.vstack([similarity_transform(np.asarray(landmarks, np.float64), target), [0, 0, 1]])
     inverse = np.linalg.inv(forward)[:2].ravel()  # PIL maps output pixels back to input pixels
     warped = Image.fromarray(image).transform((size, size), Image.AFFINE, tuple(inverse), resample=Image.BILINEAR)
@@ -112,6 +122,6 @@ def warp_face(image: np.ndarray, landmarks: np.ndarray, size: int = 160) -> np.n
 def align_face(image: np.ndarray, face: Face, mode: str = "crop", size: int = 160, margin: float = 32) -> np.ndarray:
     if mode == "crop":
         return crop_face(image, face.box, size, margin)
-    if mode == "similarity":
-        return warp_face(image, face.landmarks, size)
+    if mode in TEMPLATES:
+        return warp_face(image, face.landmarks, size, mode)
     raise SettingsError(f"mode must be one of {MODES}, not {mode!r}")

@@ -30,7 +30,10 @@ RetryFacelessOption = Annotated[
     bool, typer.Option("--retry-failed", help="Detect again the photos in which an earlier run found no face (they are skipped otherwise).")
 ]
 ModeOption = Annotated[
-    str, typer.Option(help="crop: detector box + margin, as the pretrained model was evaluated; similarity: 5-point warp to a template.")
+    str, typer.Option(help=(
+        "auto: the model's own (crop for facenet-casia, chip for dlib-resnet); crop: detector box + margin; "
+        "similarity: 5-point warp to fnet's template; chip: 5-point warp to dlib's face chip."
+    ))
 ]
 MarginOption = Annotated[float, typer.Option(min=0, help="Margin around the box, in pixels of the output crop (crop mode).")]
 FallbackOption = Annotated[str, typer.Option(help=(

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from fnet.core.device import autocast, autocast_dtype, configure_cpu_threads, prefers_channels_last, resolve_device
 from fnet.core.info import ModelInfo
 from fnet.core.models import fuse_conv_bn
+from fnet.core.models.dlib_resnet import DLIB_MEAN_RGB
 
 Crops = np.ndarray | Sequence[np.ndarray]
 
@@ -21,10 +22,13 @@ def standardize(batch: torch.Tensor, normalization: str) -> torch.Tensor:
     """uint8-valued float NCHW -> the network's input scale.
 
     'fixed' is (x - 127.5) / 128, what the 2018 FaceNet models were trained with;
-    'prewhiten' is the older per-image (x - mean) / max(std, 1/sqrt(n)).
+    'prewhiten' is the older per-image (x - mean) / max(std, 1/sqrt(n));
+    'dlib' is dlib's input layer, (x - its mean RGB) / 256.
     """
     if normalization == "fixed":
         return (batch - 127.5) / 128.0
+    if normalization == "dlib":
+        return (batch - batch.new_tensor(DLIB_MEAN_RGB).view(1, 3, 1, 1)) / 256.0
     if normalization == "prewhiten":
         flat = batch.flatten(1)
         mean = flat.mean(1).view(-1, 1, 1, 1)

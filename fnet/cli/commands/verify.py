@@ -25,7 +25,7 @@ def verify(
     face_b: Annotated[int | None, typer.Option(help="Which face of B, as --face-a.")] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="A and B are aligned face crops already: skip detection.")] = False,
     flip: FlipOption = False,
-    mode: ModeOption = "crop",
+    mode: ModeOption = "auto",
     margin: MarginOption = 32,
     detector: DetectorOption = "mtcnn",
     model: ModelOption = "facenet-casia",

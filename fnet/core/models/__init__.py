@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 from torch import nn
 
+from fnet.core.models.dlib_resnet import DlibResNet
 from fnet.core.models.inception_resnet_v1 import InceptionResnetV1, fuse_conv_bn
 from fnet.core.models.small import SmallFaceNet
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "inception_resnet_v1": InceptionResnetV1,
+    "dlib_resnet": DlibResNet,
     "small": SmallFaceNet,
 }
 
@@ -24,4 +26,4 @@ def create_model(architecture: str, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "InceptionResnetV1", "SmallFaceNet", "create_model", "fuse_conv_bn"]
+__all__ = ["ARCHITECTURES", "DlibResNet", "InceptionResnetV1", "SmallFaceNet", "create_model", "fuse_conv_bn"]
