@@ -85,7 +85,7 @@ def _details(reader: _Reader, name: str) -> Layer:
     if name == "con_4":
         params = reader.tensor()
         filters_count, rows, cols, stride_y, stride_x, pad_y, pad_x = (reader.integer() for _ in range(7))
-        filters, biases = reader.alias(), reader.alias()
+        filters, _ = reader.alias(), reader.alias()  # the filters, then the biases behind them
         [reader.real() for _ in range(4)]  # learning-rate and weight-decay multipliers
         flat, size = params.ravel(), int(np.prod(filters))
         return Layer(
