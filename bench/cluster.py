@@ -43,22 +43,22 @@ DATA = ROOT.parent / "shared/data"
 OUT = ROOT / "bench/out/cluster"
 
 
-def labelled_store(name: str, root: Path, items: list[Item], labels: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, true identities) of the items, embedded once and cached."""
-    path = OUT / f"{name}.h5"
+def labelled_store(name: str, root: Path, items: list[Item], labels: dict[str, str], model: str = "facenet-casia") -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, true identities) of the items by `model`, embedded once and cached."""
+    path = OUT / (f"{name}.h5" if model == "facenet-casia" else f"{name}-{model}.h5")
     if not path.exists():
-        pipeline = load_pipeline()
+        pipeline = load_pipeline(model)
         embed_tree(root, path, pipeline.embedder, pipeline.aligner(), items=items, fallback_crop=FALLBACK_CROP)
     with Store(path) as store:
         return store.embeddings(), np.array([labels[p] for p in store.paths()])
 
 
-def lfw_people(min_photos: int = 10):
+def lfw_people(min_photos: int = 10, model: str = "facenet-casia"):
     root = DATA / "lfw/lfw-deepfunneled"
     items = tree_items(root)
     count = Counter(item.label for item in items)
     items = [item for item in items if count[item.label] >= min_photos]
-    return labelled_store(f"lfw-{min_photos}", root, items, {item.rel: item.label for item in items})
+    return labelled_store(f"lfw-{min_photos}", root, items, {item.rel: item.label for item in items}, model)
 
 
 def deepface_people():

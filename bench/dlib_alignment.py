@@ -4,7 +4,8 @@ LFW View 2 (6,000 pairs, 10 folds). Every image is detected once with fnet's MTC
 centre face, cached under bench/out/lfw/dlib-alignment/); then each variant cuts 150 x 150
 chips and fnet's port of dlib's ResNet embeds them:
 
-- fnet's `chip` mode with MTCNN's points fitted to dlib's mean face: all five, or a subset;
+- MTCNN's points fitted to dlib's mean face: all five, or a subset (fnet's `chip` mode is
+  eyes-mouth, chosen by this table);
 - dlib's own pipeline (dlib-bin, dev extra): its 5-point shape predictor
   (shape_predictor_5_face_landmarks.dat, shipped beside the network) run in MTCNN's box, then
   dlib.get_face_chip (padding 0.25) -- what face_recognition does after its own detector.

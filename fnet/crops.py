@@ -11,7 +11,7 @@ from fnet.errors import SettingsError
 from fnet.face import Face
 
 PICKS = ("center", "largest", "all")
-MODES = ("crop", "similarity", "chip")
+MODES = ("crop", "similarity", "chip", "wide")
 
 # Where `similarity` mode puts the five landmarks in a 160 x 160 crop: their mean position in
 # `crop`-mode crops (margin 32) of 400 MTCNN-detected LFW faces, made mirror-symmetric
@@ -29,7 +29,17 @@ DLIB_UNIT_FACE = np.array(
     [[0.225492, 0.215990], [0.754761, 0.215990], [0.490127, 0.515625], [0.254149, 0.780233], [0.726104, 0.780233]]
 )
 DLIB_PADDING = 0.25
-TEMPLATES = {"similarity": TEMPLATE_160 / 160.0, "chip": (DLIB_UNIT_FACE + DLIB_PADDING) / (1 + 2 * DLIB_PADDING)}
+# `wide`: the same with twice the padding, the frame an ensemble cuts each member's view from
+# (fnet.core.ensemble); at 200 px its centre 150 px are the 150 px chip, pixel for pixel.
+TEMPLATES = {
+    "similarity": TEMPLATE_160 / 160.0,
+    "chip": (DLIB_UNIT_FACE + DLIB_PADDING) / (1 + 2 * DLIB_PADDING),
+    "wide": (DLIB_UNIT_FACE + 2 * DLIB_PADDING) / (1 + 4 * DLIB_PADDING),
+}
+# The landmarks each template is fitted to (default all five). dlib's chips are fitted to the
+# eyes and mouth corners: MTCNN's nose tip follows every turn of the head, and on LFW chips
+# fitted without it embed better (bench/dlib_alignment.py).
+FITTED_LANDMARKS = {"chip": [0, 1, 3, 4], "wide": [0, 1, 3, 4]}
 
 
 def pick_faces(faces: Sequence[Face], image_shape: tuple[int, ...], pick: str = "center") -> list[int]:
@@ -112,8 +122,9 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def warp_face(image: np.ndarray, landmarks: np.ndarray, size: int = 160, template: str = "similarity") -> np.ndarray:
     """Warp so the five landmarks land on the template (scaled to size); outside the photo is black."""
-    target = TEMPLATES[template] * size
-    forward = np.vstack([similarity_transform(np.asarray(landmarks, np.float64), target), [0, 0, 1]])
+    use = FITTED_LANDMARKS.get(template, slice(None))
+    target = TEMPLATES[template][use] * size
+    forward = np.vstack([similarity_transform(np.asarray(landmarks, np.float64)[use], target), [0, 0, 1]])
     inverse = np.linalg.inv(forward)[:2].ravel()  # PIL maps output pixels back to input pixels
     warped = Image.fromarray(image).transform((size, size), Image.AFFINE, tuple(inverse), resample=Image.BILINEAR)
     return np.asarray(warped)

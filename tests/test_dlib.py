@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import fnet
+from fnet.cli import app
 from fnet.core.convert.dlib_dat import DlibFormatError, convert, read_layers
 from fnet.core.embedder import standardize
 from fnet.core.pretrained import REGISTRY
@@ -82,3 +84,54 @@ def test_the_pipeline_cuts_dlib_chips_and_tells_people_apart(deepface_identities
     verdict_other = fnet.verify(DEEPFACE / same[0], DEEPFACE / other, model="dlib-resnet", device="cpu")
     assert verdict_same.same and not verdict_other.same
     assert verdict_same.distance < verdict_other.distance
+
+
+# --- the ensemble facenet-casia+dlib-resnet ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    return fnet.load_model("facenet-casia+dlib-resnet", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def wide_crops(detector) -> np.ndarray:
+    from fnet.crops import align_face
+
+    paths = [DEEPFACE / f"img{n}.jpg" for n in (1, 2, 3, 4, 5, 6)]
+    images = [fnet.load_image(p) for p in paths]
+    return np.stack([align_face(image, faces[0], "wide", 200) for image, faces in zip(images, detector.detect(images))])
+
+
+def test_an_ensemble_member_in_chip_alignment_sees_the_chip_pixel_for_pixel(ensemble, wide_crops):
+    batch = torch.from_numpy(wide_crops).permute(0, 3, 1, 2).float()
+    chip_view = ensemble.view(batch, 1)  # dlib-resnet's
+    assert torch.allclose(chip_view, batch[:, :, 25:175, 25:175], atol=1e-3)
+
+
+def test_the_ensemble_concatenates_its_members_weighted(ensemble, wide_crops):
+    batch = torch.from_numpy(wide_crops).permute(0, 3, 1, 2).float()
+    parts = [m.embed_tensor(ensemble.view(batch, i)).numpy() * w for i, (m, w) in enumerate(zip(ensemble.members, ensemble.weights))]
+    expected = np.concatenate(parts, axis=1)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    ours = ensemble.embed(wide_crops)
+    assert ours.shape == (len(wide_crops), 512 + 128) and np.abs(ours - expected).max() < 1e-5
+    # the squared distance is the members' averaged with the squared weights
+    w = np.array(ensemble.weights) ** 2
+    d_members = [((p[0] / w_ ** 0.5 - p[1] / w_ ** 0.5) ** 2).sum() for p, w_ in zip(parts, w)]
+    assert abs(((ours[0] - ours[1]) ** 2).sum() - (w @ d_members) / w.sum()) < 1e-4
+
+
+def test_stores_know_the_ensemble_made_them(tmp_path):
+    from fnet.io.stores import open_store
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in (1, 2):
+        (photos / f"img{n}.jpg").write_bytes((DEEPFACE / f"img{n}.jpg").read_bytes())
+    out = tmp_path / "faces.h5"
+    args = ["embed", str(photos), "-o", str(out), "--align", "--model", "facenet-casia+dlib-resnet", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with open_store(out) as store:
+        assert store.attrs["model"] == "facenet-casia+dlib-resnet" and store.embeddings().shape == (2, 640)

@@ -59,6 +59,19 @@ def _as_batch(crops: Crops, size: int) -> torch.Tensor:
     return torch.cat(tensors) if len(tensors) > 1 else tensors[0]
 
 
+def embed_in_batches(model, crops: Crops, flip: bool, batch_size: int | None, on_batch: Callable[[int], None] | None) -> np.ndarray:
+    """``model.embed_tensor`` over crops in batches of ``batch_size`` (default the model's) -> float32 (N, D)."""
+    count = len(crops)
+    out = np.empty((count, model.info.embedding_dim), dtype=np.float32)
+    step = batch_size or model.batch_size
+    for start in range(0, count, step):
+        batch = _as_batch(crops[start : start + step], model.info.input_size)
+        out[start : start + len(batch)] = model.embed_tensor(batch, flip).cpu().numpy()
+        if on_batch:
+            on_batch(len(batch))
+    return out
+
+
 class Embedder:
     """A face-embedding model ready for inference.
 
@@ -104,15 +117,7 @@ class Embedder:
         flip: also embed the mirror image and average the two (test-time augmentation).
         on_batch: called with the number of faces after each batch (for progress bars).
         """
-        count = len(crops)
-        out = np.empty((count, self.info.embedding_dim), dtype=np.float32)
-        step = batch_size or self.batch_size
-        for start in range(0, count, step):
-            batch = _as_batch(crops[start : start + step], self.info.input_size)
-            out[start : start + len(batch)] = self.embed_tensor(batch, flip).cpu().numpy()
-            if on_batch:
-                on_batch(len(batch))
-        return out
+        return embed_in_batches(self, crops, flip, batch_size, on_batch)
 
     @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor, flip: bool = False) -> torch.Tensor:

@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any
 
 from fnet import __version__
+from fnet.crops import MODES as ALIGNMENTS
 from fnet.errors import SettingsError
 
 NORMALIZATIONS = ("fixed", "prewhiten", "dlib")
-ALIGNMENTS = ("crop", "similarity", "chip")
 
 
 @dataclasses.dataclass(frozen=True)

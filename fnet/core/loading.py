@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from fnet.core.checkpoint import CheckpointError, load_checkpoint, read_info
 from fnet.core.embedder import Embedder
+
+if TYPE_CHECKING:
+    from fnet.core.ensemble import EnsembleEmbedder
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
-from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, canonical_name, is_pretrained_name, pretrained_checkpoint
+from fnet.core.pretrained import (
+    DEFAULT_MODEL,
+    ENSEMBLES,
+    canonical_name,
+    is_pretrained_name,
+    pretrained_checkpoint,
+    pretrained_info,
+)
 
 
 def _pretrained_or_file(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
@@ -27,7 +38,7 @@ def _pretrained_or_file(name_or_path: str | os.PathLike | None) -> tuple[str, bo
 def model_info(name_or_path: str | os.PathLike | None = None) -> ModelInfo:
     """A model's metadata without its weights (fast): the pretrained registry's, or a checkpoint file's header."""
     name, pretrained = _pretrained_or_file(name_or_path)
-    return REGISTRY[canonical_name(name)].info if pretrained else read_info(name)
+    return pretrained_info(name) if pretrained else read_info(name)
 
 
 def load_model(
@@ -35,9 +46,15 @@ def load_model(
     device: str | torch.device = "auto",
     precision: str = "auto",
     batch_size: int = 32,
-) -> Embedder:
-    """The default pretrained model, a named one (``fnet models``), or an fnet checkpoint file."""
+) -> Embedder | EnsembleEmbedder:
+    """The default pretrained model, a named one or ensemble (``fnet models``), or an fnet checkpoint file."""
     name, pretrained = _pretrained_or_file(name_or_path)
+    if pretrained and canonical_name(name) in ENSEMBLES:
+        from fnet.core.ensemble import EnsembleEmbedder
+
+        ensemble = ENSEMBLES[canonical_name(name)]
+        members = [load_model(member, device, precision, batch_size) for member, _ in ensemble.members]
+        return EnsembleEmbedder(members, [weight for _, weight in ensemble.members], ensemble.info)
     path = pretrained_checkpoint(name) if pretrained else Path(name)
     state, info = load_checkpoint(path)
     with torch.device("meta"):  # no random initialisation: every weight comes from the file (0.25 s saved)

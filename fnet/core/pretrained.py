@@ -125,7 +125,7 @@ REGISTRY: dict[str, PretrainedModel] = {
             input_size=150,
             normalization="dlib",
             alignment="chip",
-            threshold=0.2,  # placeholder until measured
+            threshold=0.187,  # median 10-fold threshold on LFW View 2, chip alignment from MTCNN (bench/lfw.py)
             description="dlib's face-recognition ResNet-29 (dlib_face_recognition_resnet_model_v1, D. King, CC0)",
         ),
         source=WeightsSource(
@@ -139,15 +139,47 @@ REGISTRY: dict[str, PretrainedModel] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+    """Pretrained models run on the same faces, their unit embeddings weighted and concatenated (fnet.core.ensemble)."""
+
+    info: ModelInfo
+    members: tuple[tuple[str, float], ...]  # (pretrained name, weight)
+    aliases: tuple[str, ...] = ()
+
+
+ENSEMBLES: dict[str, Ensemble] = {
+    "facenet-casia+dlib-resnet": Ensemble(
+        info=ModelInfo(
+            name="facenet-casia+dlib-resnet",
+            architecture="ensemble",
+            embedding_dim=512 + 128,
+            input_size=200,
+            alignment="wide",
+            threshold=0.33,  # chosen on the nine training folds, the same in all ten (bench/ensemble_weights.py)
+            description="facenet-casia and dlib-resnet on the same faces, each on its own view of one wide crop",
+        ),
+        # dlib-resnet's distances are about a sixth of facenet-casia's: its weight, chosen on LFW's
+        # training folds only, 2.4 in every fold (bench/ensemble_weights.py)
+        members=(("facenet-casia", 1.0), ("dlib-resnet", 2.4)),
+    ),
+}
+
+
 def canonical_name(name: str) -> str:
-    for key, model in REGISTRY.items():
+    for key, model in {**REGISTRY, **ENSEMBLES}.items():
         if name == key or name in model.aliases:
             return key
     raise PretrainedError(f"unknown model {name!r}; `fnet models` lists the known ones")
 
 
 def is_pretrained_name(name: str) -> bool:
-    return any(name == key or name in model.aliases for key, model in REGISTRY.items())
+    return any(name == key or name in model.aliases for key, model in {**REGISTRY, **ENSEMBLES}.items())
+
+
+def pretrained_info(name: str) -> ModelInfo:
+    key = canonical_name(name)
+    return (REGISTRY.get(key) or ENSEMBLES[key]).info
 
 
 def cached_path(name: str) -> Path:

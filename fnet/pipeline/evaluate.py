@@ -125,7 +125,7 @@ def evaluate_pairs(
     pair_list = read_pairs(pairs_file, data)
     aligner = None if aligned else pipeline.aligner("center")
     s = pipeline.settings
-    settings = "aligned" if aligned else f"{s.mode}-m{s.margin:g}"
+    settings = "aligned" if aligned else f"{pipeline.mode}-m{s.margin:g}"
     tag = f"{pipeline.info.name}-{settings}{'-flip' if flip else ''}"
     output.mkdir(parents=True, exist_ok=True)
     result = evaluate(

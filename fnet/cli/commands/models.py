@@ -27,7 +27,7 @@ def models(
     cache: $FNET_CACHE, else $XDG_CACHE_HOME/fnet, else ~/.cache/fnet. No download ever happens.
     """
     from fnet.core.loading import model_info
-    from fnet.core.pretrained import DEFAULT_MODEL, REGISTRY, cache_dir, cached_path
+    from fnet.core.pretrained import DEFAULT_MODEL, ENSEMBLES, REGISTRY, cache_dir, cached_path
 
     if show is not None:
         info = model_info(show).to_dict()
@@ -37,6 +37,10 @@ def models(
     rows = [
         {**source.info.to_dict(), "default": key == DEFAULT_MODEL, "cached": cached_path(key).is_file(), "aliases": list(source.aliases)}
         for key, source in REGISTRY.items()
+    ] + [
+        {**ensemble.info.to_dict(), "default": False, "cached": all(cached_path(m).is_file() for m, _ in ensemble.members),
+         "aliases": list(ensemble.aliases), "members": [{"model": m, "weight": w} for m, w in ensemble.members]}
+        for ensemble in ENSEMBLES.values()
     ]
     table = Table(title="Pretrained models", title_justify="left", caption=f"cache: {cache_dir()}", caption_justify="left")
     table.add_column("name", no_wrap=True)
