@@ -156,12 +156,12 @@ ENSEMBLES: dict[str, Ensemble] = {
             embedding_dim=512 + 128,
             input_size=200,
             alignment="wide",
-            threshold=0.33,  # chosen on the nine training folds, the same in all ten (bench/ensemble_weights.py)
+            threshold=0.314,  # chosen on the nine training folds, in nine of ten folds (bench/ensemble_weights.py)
             description="facenet-casia and dlib-resnet on the same faces, each on its own view of one wide crop",
         ),
         # dlib-resnet's distances are about a sixth of facenet-casia's: its weight, chosen on LFW's
-        # training folds only, 2.4 in every fold (bench/ensemble_weights.py)
-        members=(("facenet-casia", 1.0), ("dlib-resnet", 2.4)),
+        # training folds only, 2.6 in nine of ten folds (bench/ensemble_weights.py)
+        members=(("facenet-casia", 1.0), ("dlib-resnet", 2.6)),
     ),
 }
 

@@ -8,9 +8,10 @@ default), from the gallery itself and from what was measured on LFW:
 
 - with at least 1/FPIR people, estimated on the gallery (each enrolled person plays a stranger
   to the others; fnet.retrieval.recognition.threshold_for_fpir);
-- for the built-in model, never looser than the LFW curve by gallery size (the loosest
-  threshold that named at most 1% of LFW strangers: 0.95 / 0.80 / 0.65 for 10 / 100 / 1,000
-  people, straight in log N between and beyond), which alone decides for small galleries;
+- for a built-in model, never looser than its LFW curve by gallery size (the loosest
+  threshold that named at most 1% of LFW strangers: facenet-casia 0.95 / 0.80 / 0.65,
+  dlib-resnet 0.143 / 0.113 / 0.0905 for 10 / 100 / 1,000 people, straight in log N between
+  and beyond), which alone decides for small galleries;
 - a model without that curve, in a gallery too small to estimate on, falls back to its
   verification threshold, and the answer says the FPIR is then unknown.
 """
@@ -28,7 +29,10 @@ from fnet.retrieval.recognition import threshold_for_fpir
 
 DEFAULT_FPIR = 0.01
 # (people enrolled, loosest threshold naming <= 1% of strangers), measured on LFW by bench/open_set.py
-LFW_CURVES = {"facenet-casia": ((10, 0.95), (100, 0.80), (1000, 0.65))}
+LFW_CURVES = {
+    "facenet-casia": ((10, 0.95), (100, 0.80), (1000, 0.65)),
+    "dlib-resnet": ((10, 0.143), (100, 0.113), (1000, 0.0905)),
+}
 
 
 @dataclasses.dataclass(frozen=True)
