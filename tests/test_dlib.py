@@ -106,7 +106,7 @@ def wide_crops(detector) -> np.ndarray:
 def test_an_ensemble_member_in_chip_alignment_sees_the_chip_pixel_for_pixel(ensemble, wide_crops):
     batch = torch.from_numpy(wide_crops).permute(0, 3, 1, 2).float()
     chip_view = ensemble.view(batch, 1)  # dlib-resnet's
-    assert torch.allclose(chip_view, batch[:, :, 25:175, 25:175], atol=1e-3)
+    assert (chip_view - batch[:, :, 25:175, 25:175]).abs().max() < 0.05  # float rounding; a pixel off would be tens of levels
 
 
 def test_the_ensemble_concatenates_its_members_weighted(ensemble, wide_crops):
