@@ -69,3 +69,16 @@ def test_cli_on_aligned_crops(tmp_path, aligner):
         Image.fromarray(choose_face(DEEPFACE / name, aligner).crop).save(tmp_path / f"{name}.png")
     result = runner.invoke(app, ["verify", str(tmp_path / "img1.jpg.png"), str(tmp_path / "img2.jpg.png"), "--aligned", "--json", "--device", "cpu"])
     assert result.exit_code == 0 and json.loads(result.stdout)["same_person"]
+
+
+def test_a_missing_photo_is_refused_before_torch_loads(tmp_path):
+    """The check comes first: with torch made unimportable, the answer is still the missing file (exit 2)."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None\nfrom fnet.cli import main\nmain()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "verify", str(tmp_path / "nope.jpg"), str(tmp_path / "also.jpg")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2 and "nope.jpg: no such file" in result.stderr, result.stderr[-500:]

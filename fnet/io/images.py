@@ -37,8 +37,10 @@ class ImageError(FnetError, ValueError):
         self.reason = reason
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a photo to an H x W x 3 uint8 RGB array, upright as its EXIF orientation says."""
+def read_head(path: str | os.PathLike) -> bytes:
+    """A photo file's first bytes: ImageError (naming it) when it is missing, a folder, unreadable or empty.
+
+    Cheap, so commands check their photo arguments with it before any model loads."""
     path = Path(path)
     if not path.exists():
         raise ImageError(path, "no such file")
@@ -51,7 +53,12 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(path, f"cannot be read ({err.strerror or err})") from None
     if not head:
         raise ImageError(path, "empty file")
-    return _decode(path, path, head, max_pixels)
+    return head
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a photo to an H x W x 3 uint8 RGB array, upright as its EXIF orientation says."""
+    return _decode(Path(path), Path(path), read_head(path), max_pixels)
 
 
 def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -40,6 +40,10 @@ def verify(
 
     Example: fnet verify passport.jpg selfie.jpg --json
     """
+    from fnet.io.images import read_head
+
+    for photo in (a, b):  # a missing or empty photo fails here, before torch and the model load
+        read_head(photo)
     from fnet.pipeline import load_pipeline
     from fnet.pipeline.verify import verify_photos
 
