@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,25 @@ def test_stores_know_the_ensemble_made_them(tmp_path):
     assert result.exit_code == 0, result.output
     with open_store(out) as store:
         assert store.attrs["model"] == "facenet-casia+dlib-resnet" and store.embeddings().shape == (2, 640)
+
+
+def test_crops_cut_for_one_model_are_refused_by_another_and_a_folder_keeps_one_cut(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in (1, 2):
+        (photos / f"img{n}.jpg").write_bytes((DEEPFACE / f"img{n}.jpg").read_bytes())
+    aligned = tmp_path / "aligned"
+    runner = CliRunner()
+    made = runner.invoke(app, ["align", str(photos), "-o", str(aligned), "--device", "cpu"])  # facenet-casia: crop, 160 px
+    assert made.exit_code == 0, made.output
+    assert json.loads((aligned / "alignment.json").read_text()) == {"mode": "crop", "size": 160, "margin": 32}
+
+    wrong = runner.invoke(app, ["embed", str(aligned), "-o", str(tmp_path / "f.h5"), "--model", "dlib-resnet", "--device", "cpu"])
+    assert wrong.exit_code == 2 and not (tmp_path / "f.h5").exists()
+    assert "crop mode at 160 px" in wrong.output and "chip mode at 150 px" in wrong.output
+
+    mixed = runner.invoke(app, ["align", str(photos), "-o", str(aligned), "--model", "dlib-resnet", "--device", "cpu"])
+    assert mixed.exit_code == 2 and "align into another folder" in mixed.output
+
+    right = runner.invoke(app, ["embed", str(aligned), "-o", str(tmp_path / "g.h5"), "--device", "cpu"])
+    assert right.exit_code == 0, right.output

@@ -7,6 +7,7 @@ a manifest line per photo saying what became of it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from fnet.crops import centre_box, centre_crop
+from fnet.errors import SettingsError
 from fnet.io.atomic import atomic_path, remove_leftovers
 from fnet.io.images import ImageError, name_problem, photo_batches
 from fnet.io.lock import exclusive
@@ -59,6 +61,44 @@ def crop_stems(paths: list[Path], root: Path) -> dict[Path, Path]:
     return names
 
 
+CUT = "alignment.json"  # how an aligned folder's crops were cut: mode, size (and margin in crop mode)
+
+
+def cut_of(settings: AlignSettings) -> dict:
+    return {"mode": settings.mode, "size": settings.size, **({"margin": settings.margin} if settings.mode == "crop" else {})}
+
+
+def describe_cut(cut: dict) -> str:
+    margin = f", margin {cut['margin']:g}" if "margin" in cut else ""
+    return f"{cut.get('mode')} mode at {cut.get('size')} px{margin}"
+
+
+def record_cut(output: Path, settings: AlignSettings) -> None:
+    """Say in the folder how its crops are cut; a folder cut another way is refused (its crops would mix)."""
+    path, cut = output / CUT, cut_of(settings)
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != cut:
+            raise SettingsError(f"{output} holds crops cut in {describe_cut(before)}; this run cuts {describe_cut(cut)} "
+                                "(the model's own alignment, or --mode): align into another folder")
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(cut) + "\n")
+
+
+def check_cut_fits(folder: Path, mode: str, size: int, model: str) -> None:
+    """Crops from `fnet align` must be cut the way the model embeds faces (folders without the record pass)."""
+    path = Path(folder) / CUT
+    if not path.is_file():
+        return
+    cut = json.loads(path.read_text())
+    if (cut.get("mode"), cut.get("size")) != (mode, size):
+        raise SettingsError(
+            f"{folder} holds crops cut in {describe_cut(cut)}, but {model} embeds faces cut in {mode} mode at {size} px: "
+            f"align the photos again with --model {model}, or embed these crops with the model they were cut for"
+        )
+
+
 def write_png(array: np.ndarray, path: Path) -> None:
     """Atomic: a crash never leaves a half-written crop under the final name."""
     with atomic_path(path, suffix=".png") as tmp:
@@ -88,6 +128,7 @@ def align_tree(
     stems = crop_stems(all_paths, source)
     with exclusive(output, folder=True), Manifest(output / MANIFEST) as manifest:  # one writer per output folder
         remove_leftovers(output)  # a killed run's half-written crop, never renamed into place
+        record_cut(output, aligner.settings)
         last_status = {r["source"]: r["status"] for r in manifest.records}  # a retried photo's newest line wins
         failed = {source for source, status in last_status.items() if status != "ok"}
         done = manifest.done() - (failed if retry_failed else set())

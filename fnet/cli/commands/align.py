@@ -17,6 +17,7 @@ from fnet.cli.options import (
     JsonOption,
     MarginOption,
     MinFaceOption,
+    ModelOption,
     ModeOption,
     check_folder,
     check_output,
@@ -32,7 +33,8 @@ def align(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where the aligned crops and manifest.jsonl go.")],
     mode: ModeOption = "auto",
     margin: MarginOption = 32,
-    size: Annotated[int, typer.Option(min=16, help="Crop size in pixels (the model's input size).")] = 160,
+    size: Annotated[int | None, typer.Option(min=16, help="Crop size in pixels (default: the model's input size).")] = None,
+    model: ModelOption = "facenet-casia",  # its alignment and input size are the crops' (--mode auto, --size)
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face, as IMG_face0.png, IMG_face1.png, ... numbered left to right, not just one per photo.")] = False,
     pick: Annotated[str, typer.Option(help="Which face to keep: center (large and central, FaceNet's choice) or largest.")] = "center",
     detector: DetectorOption = "mtcnn",
@@ -53,7 +55,7 @@ def align(
     run resumes. Exit code: 0 when every photo gave a face, 1 when some did not (this run
     or an earlier one).
 
-    Example: fnet align lfw/ -o aligned/ --mode similarity
+    Example: fnet align lfw/ -o aligned/ --model dlib-resnet   (dlib's chips, for `fnet embed aligned/ --model dlib-resnet`)
     """
     from fnet.io.manifest import MANIFEST
     from fnet.pipeline import load_pipeline
@@ -63,7 +65,7 @@ def align(
     check_output(output, folder=True)
     fallback_crop = fallback_fraction(fallback)
     pipeline = load_pipeline(
-        detector=detector, device=device, min_face=min_face, detect_size=detect_size, mode=mode, margin=margin,
+        model, detector=detector, device=device, min_face=min_face, detect_size=detect_size, mode=mode, margin=margin,
         size=size, pick="all" if all_faces else pick,
     )
     start, faces_found = time.perf_counter(), 0

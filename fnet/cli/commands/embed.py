@@ -76,6 +76,7 @@ def embed(
     Examples: fnet embed aligned/ -o faces.h5;  fnet embed photos/ -o faces.h5 --align;
     fnet embed photos/ -o faces.h5 --align --ray auto --actor-gpus 1
     """
+    from fnet.pipeline.align import check_cut_fits
     from fnet.pipeline.build import Pipeline, PipelineSettings
     from fnet.pipeline.embed import LocalProducer, embed_tree, parse_shard
     from fnet.scale.cluster import connected
@@ -89,6 +90,9 @@ def embed(
         raise SettingsError("--fallback applies to photos: add --align")
     settings = PipelineSettings(model, detector=detector, device=device, precision=precision, detect_size=detect_size,
                                 batch_size=batch_size)
+    if not align_photos:  # crops from `fnet align`: cut the way this model embeds faces?
+        described = Pipeline(settings)  # metadata only
+        check_cut_fits(folder, described.mode, described.crop_size, described.info.name)
     start = time.perf_counter()
     with connected(ray) if ray else contextlib.nullcontext():
         if ray:
