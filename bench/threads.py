@@ -75,10 +75,11 @@ def main() -> None:
     parser.add_argument("--hogs", type=int, default=2, help="busy processes beside the measured one")
     parser.add_argument("--photos", type=int, default=300, help="LFW photos for the whole-command measurement")
     args = parser.parse_args()
+    # explicit wait policies: the command line sets PASSIVE when unset, the kernel child would not
     settings = {
-        "fnet default": {},
-        "1 thread": {"FNET_THREADS": "1"},
-        "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+        "spinning (OMP_WAIT_POLICY=ACTIVE)": {"OMP_WAIT_POLICY": "ACTIVE"},
+        "1 thread, spinning": {"FNET_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"},
+        "fnet default (PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
         "1 thread, PASSIVE": {"FNET_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
     }
     photos = lfw_set(args.photos)

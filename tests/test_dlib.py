@@ -124,13 +124,19 @@ def test_the_ensemble_concatenates_its_members_weighted(ensemble, wide_crops):
     assert abs(((ours[0] - ours[1]) ** 2).sum() - (w @ d_members) / w.sum()) < 1e-4
 
 
-def test_stores_know_the_ensemble_made_them(tmp_path):
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of two real photos of one person (deepface-unit img1, img2)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in (1, 2):
+        (folder / f"img{n}.jpg").write_bytes((DEEPFACE / f"img{n}.jpg").read_bytes())
+    return folder
+
+
+def test_stores_know_the_ensemble_made_them(tmp_path, photos):
     from fnet.io.stores import open_store
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for n in (1, 2):
-        (photos / f"img{n}.jpg").write_bytes((DEEPFACE / f"img{n}.jpg").read_bytes())
     out = tmp_path / "faces.h5"
     args = ["embed", str(photos), "-o", str(out), "--align", "--model", "facenet-casia+dlib-resnet", "--device", "cpu"]
     result = CliRunner().invoke(app, args)
@@ -139,11 +145,7 @@ def test_stores_know_the_ensemble_made_them(tmp_path):
         assert store.attrs["model"] == "facenet-casia+dlib-resnet" and store.embeddings().shape == (2, 640)
 
 
-def test_crops_cut_for_one_model_are_refused_by_another_and_a_folder_keeps_one_cut(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for n in (1, 2):
-        (photos / f"img{n}.jpg").write_bytes((DEEPFACE / f"img{n}.jpg").read_bytes())
+def test_crops_cut_for_one_model_are_refused_by_another_and_a_folder_keeps_one_cut(tmp_path, photos):
     aligned = tmp_path / "aligned"
     runner = CliRunner()
     made = runner.invoke(app, ["align", str(photos), "-o", str(aligned), "--device", "cpu"])  # facenet-casia: crop, 160 px

@@ -64,6 +64,10 @@ def _root(
 
 def main() -> None:
     """The `fnet` entry point. Under --json, usage errors (unknown option, bad value) answer in JSON too."""
+    # OpenMP's threads sleep rather than spin while they wait (read once, when torch loads):
+    # beside other busy processes a whole `fnet embed --align` ran 1.2-1.7x as fast, idle 0-10%
+    # slower (bench/threads.py, docs/speed.md). OMP_WAIT_POLICY=ACTIVE brings spinning back.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import fnet.cli.commands  # noqa: F401 (registers every command)
 
     if "--json" not in sys.argv[1:]:
