@@ -138,3 +138,16 @@ def test_an_output_of_the_wrong_kind_is_one_clear_error(monkeypatch, tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_the_command_line_lets_openmp_threads_sleep_unless_told_otherwise():
+    """OMP_WAIT_POLICY=PASSIVE by default (docs/speed.md: faster beside busy processes); a user's own value stays."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os\nfrom fnet.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['OMP_WAIT_POLICY'])"
+    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+        run = subprocess.run([sys.executable, "-c", code, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert run.stdout.strip().splitlines()[-1] == expected, run.stderr[-500:]
