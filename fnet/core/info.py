@@ -9,7 +9,7 @@ from fnet import __version__
 from fnet.crops import MODES as ALIGNMENTS
 from fnet.errors import SettingsError
 
-NORMALIZATIONS = ("fixed", "prewhiten", "dlib")
+NORMALIZATIONS = ("fixed", "prewhiten", "dlib", "members")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +18,8 @@ class ModelInfo:
 
     threshold: squared L2 distance at or below which two faces are called the same person.
     normalization: 'fixed' is (x - 127.5) / 128; 'prewhiten' is per-image (x - mean) / std;
-    'dlib' is (x - dlib's mean RGB) / 256.
+    'dlib' is (x - dlib's mean RGB) / 256; 'members': an ensemble, whose members each
+    standardise their own view.
     alignment: how the model's faces are cut out unless a user says otherwise (fnet.crops.MODES).
     """
 

@@ -145,20 +145,23 @@ class Ensemble:
     aliases: tuple[str, ...] = ()
 
 
+def ensemble(members: tuple[tuple[str, float], ...], **info) -> Ensemble:
+    """An Ensemble whose metadata names its members and their weights (``fnet models NAME`` shows them)."""
+    source = "members: " + ", ".join(f"{name} x {weight:g}" for name, weight in members)
+    dim = sum(REGISTRY[name].info.embedding_dim for name, _ in members)
+    return Ensemble(ModelInfo(architecture="ensemble", embedding_dim=dim, normalization="members", source=source, **info), members)
+
+
 ENSEMBLES: dict[str, Ensemble] = {
-    "facenet-casia+dlib-resnet": Ensemble(
-        info=ModelInfo(
-            name="facenet-casia+dlib-resnet",
-            architecture="ensemble",
-            embedding_dim=512 + 128,
-            input_size=200,
-            alignment="wide",
-            threshold=0.314,  # chosen on the nine training folds, in nine of ten folds (bench/ensemble_weights.py)
-            description="facenet-casia and dlib-resnet on the same faces, each on its own view of one wide crop",
-        ),
+    "facenet-casia+dlib-resnet": ensemble(
         # dlib-resnet's distances are about a sixth of facenet-casia's: its weight, chosen on LFW's
         # training folds only, 2.6 in nine of ten folds (bench/ensemble_weights.py)
-        members=(("facenet-casia", 1.0), ("dlib-resnet", 2.6)),
+        (("facenet-casia", 1.0), ("dlib-resnet", 2.6)),
+        name="facenet-casia+dlib-resnet",
+        input_size=200,
+        alignment="wide",
+        threshold=0.314,  # chosen on the nine training folds, in nine of ten folds (bench/ensemble_weights.py)
+        description="facenet-casia and dlib-resnet on the same faces, each on its own view of one wide crop",
     ),
 }
 

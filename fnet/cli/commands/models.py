@@ -48,6 +48,6 @@ def models(
         table.add_column(column, no_wrap=True)
     for row in rows:
         name = row["name"] + (" (default)" if row["default"] else "")
-        table.add_row(name, str(row["embedding_dim"]), f"{row['input_size']} px", f"{row['threshold']:.2f}", "yes" if row["cached"] else "on first use")
+        table.add_row(name, str(row["embedding_dim"]), f"{row['input_size']} px", f"{row['threshold']:.3g}", "yes" if row["cached"] else "on first use")
     descriptions = [Text(row["name"], style="bold") + Text(f": {row['description']}") for row in rows]
     result(rows, Group(table, *descriptions, Text("`fnet models NAME` shows everything about one model.", style="dim")))
