@@ -25,7 +25,7 @@ from PIL import Image
 import fnet
 from fnet.core.detector import FaceDetector
 from fnet.core.pretrained import REGISTRY
-from fnet.crops import DLIB_PADDING, DLIB_UNIT_FACE, pick_faces, similarity_transform
+from fnet.crops import DLIB_PADDING, TEMPLATES, pick_faces, similarity_transform
 from fnet.evaluation.metrics import kfold_accuracy, kfold_val_at_far
 from fnet.io.images import load_image
 from fnet.io.pairs import read_lfw_pairs
@@ -54,11 +54,12 @@ def detections(paths: list[Path], cache: Path) -> tuple[np.ndarray, np.ndarray]:
     return boxes, landmarks
 
 
-def fnet_chip(image: np.ndarray, points: np.ndarray, subset: list[int]) -> np.ndarray:
-    target = (DLIB_UNIT_FACE + DLIB_PADDING) / (1 + 2 * DLIB_PADDING) * 150
-    forward = np.vstack([similarity_transform(points[subset], target[subset]), [0, 0, 1]])
+def bilinear_warp(image: np.ndarray, points: np.ndarray, template: str, size: int, subset) -> np.ndarray:
+    """`points[subset]` fitted onto fnet.crops' `template` at `size`, sampled bilinearly and nothing else
+    (no shrinking first, unlike fnet's warp_face: bench/large_faces.py compares the two)."""
+    forward = np.vstack([similarity_transform(points[subset], TEMPLATES[template][subset] * size), [0, 0, 1]])
     inverse = np.linalg.inv(forward)[:2].ravel()
-    return np.asarray(Image.fromarray(image).transform((150, 150), Image.AFFINE, tuple(inverse), resample=Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).transform((size, size), Image.AFFINE, tuple(inverse), resample=Image.BILINEAR))
 
 
 def make_chips(variant: str, images: list[np.ndarray], boxes: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -73,7 +74,7 @@ def make_chips(variant: str, images: list[np.ndarray], boxes: np.ndarray, landma
             return dlib.get_face_chip(images[i], shape, size=150, padding=DLIB_PADDING)
     else:
         def chip(i: int) -> np.ndarray:
-            return fnet_chip(images[i], landmarks[i], SUBSETS[variant])
+            return bilinear_warp(images[i], landmarks[i], "chip", 150, SUBSETS[variant])
 
     found = ~np.isnan(boxes[:, 0])
     return np.stack([chip(i) if found[i] else images[i][50:200, 50:200] for i in range(len(images))])

@@ -22,11 +22,12 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from dlib_alignment import bilinear_warp
 from PIL import Image
 
 import fnet
 from fnet.core.detector import FaceDetector
-from fnet.crops import FITTED_LANDMARKS, TEMPLATES, pick_faces, similarity_transform, warp_face
+from fnet.crops import FITTED_LANDMARKS, pick_faces, warp_face
 from fnet.evaluation.metrics import best_threshold
 
 DEEPFACE = Path(__file__).resolve().parents[2] / "shared/data/deepface-unit"
@@ -34,10 +35,7 @@ DEEPFACE = Path(__file__).resolve().parents[2] / "shared/data/deepface-unit"
 
 def plain_warp(image: np.ndarray, landmarks: np.ndarray, size: int, template: str) -> np.ndarray:
     """The warp without shrinking first (what fnet did before)."""
-    use = FITTED_LANDMARKS.get(template, slice(None))
-    forward = np.vstack([similarity_transform(landmarks[use], TEMPLATES[template][use] * size), [0, 0, 1]])
-    inverse = np.linalg.inv(forward)[:2].ravel()
-    return np.asarray(Image.fromarray(image).transform((size, size), Image.AFFINE, tuple(inverse), resample=Image.BILINEAR))
+    return bilinear_warp(image, landmarks, template, size, FITTED_LANDMARKS.get(template, slice(None)))
 
 
 def main() -> None:

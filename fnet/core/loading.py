@@ -10,9 +10,6 @@ import torch
 
 from fnet.core.checkpoint import CheckpointError, load_checkpoint, read_info
 from fnet.core.embedder import Embedder
-
-if TYPE_CHECKING:
-    from fnet.core.ensemble import EnsembleEmbedder
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.core.pretrained import (
@@ -23,6 +20,9 @@ from fnet.core.pretrained import (
     pretrained_checkpoint,
     pretrained_info,
 )
+
+if TYPE_CHECKING:
+    from fnet.core.ensemble import EnsembleEmbedder
 
 
 def _pretrained_or_file(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
@@ -49,10 +49,9 @@ def load_model(
 ) -> Embedder | EnsembleEmbedder:
     """The default pretrained model, a named one or ensemble (``fnet models``), or an fnet checkpoint file."""
     name, pretrained = _pretrained_or_file(name_or_path)
-    if pretrained and canonical_name(name) in ENSEMBLES:
+    if pretrained and (ensemble := ENSEMBLES.get(canonical_name(name))):
         from fnet.core.ensemble import EnsembleEmbedder
 
-        ensemble = ENSEMBLES[canonical_name(name)]
         members = [load_model(member, device, precision, batch_size) for member, _ in ensemble.members]
         return EnsembleEmbedder(members, [weight for _, weight in ensemble.members], ensemble.info)
     path = pretrained_checkpoint(name) if pretrained else Path(name)

@@ -174,7 +174,11 @@ def canonical_name(name: str) -> str:
 
 
 def is_pretrained_name(name: str) -> bool:
-    return any(name == key or name in model.aliases for key, model in {**REGISTRY, **ENSEMBLES}.items())
+    try:
+        canonical_name(name)
+    except PretrainedError:
+        return False
+    return True
 
 
 def pretrained_info(name: str) -> ModelInfo:

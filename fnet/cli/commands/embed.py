@@ -90,15 +90,14 @@ def embed(
         raise SettingsError("--fallback applies to photos: add --align")
     settings = PipelineSettings(model, detector=detector, device=device, precision=precision, detect_size=detect_size,
                                 batch_size=batch_size)
+    pipeline = Pipeline(settings)  # the model's metadata now; its weights when the local producer first embeds
     if not align_photos:  # crops from `fnet align`: cut the way this model embeds faces?
-        described = Pipeline(settings)  # metadata only
-        check_cut_fits(folder, described.mode, described.crop_size, described.info.name)
+        check_cut_fits(folder, pipeline.mode, pipeline.crop_size, pipeline.info.name)
     start = time.perf_counter()
     with connected(ray) if ray else contextlib.nullcontext():
         if ray:
             producer = RayProducer(settings, RaySettings(actors, actor_cpus, actor_gpus, ray_batch), align_photos, flip, detect_batch, fallback_crop)
         else:
-            pipeline = Pipeline(settings)
             producer = LocalProducer(pipeline.embedder, pipeline.aligner() if align_photos else None, flip, batch_size, workers,
                                      detect_batch, fallback_crop)
         with stage_progress("photos" if align_photos else "faces", "embedding") as feedback:
