@@ -10,7 +10,10 @@ sampled while it runs. Every setup runs on two library sizes; the difference giv
 rate (photos per second once running) and the fixed cost of starting (seconds beyond what the
 steady rate explains). Goal (issue #16): Ray on one node no more than 15% below plain fnet.
 
-    python bench/ray_scale.py [--sizes 200,600] [--setups plain,local,node1,nodes2]
+    python bench/ray_scale.py [--sizes 200,600] [--setups plain,local,local-default,node1,node1-default,nodes2]
+
+`local-default` and `node1-default` give no actor options: on a node of 2 CPUs, fnet's default is
+one single-thread replica per CPU (two actors), which is what a user who types `--ray local` gets.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def on_cluster(nodes: list[int], run) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="200,600")
-    parser.add_argument("--setups", default="plain,local,node1,nodes2", help="which rows to run (plain always runs)")
+    parser.add_argument("--setups", default="plain,local,local-default,node1,node1-default,nodes2", help="which rows to run (plain always runs)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no network, in the clusters started here too
     trees = [(size, library_tree(size)) for size in (int(v) for v in args.sizes.split(","))]
@@ -120,9 +123,14 @@ def main() -> None:
     if "local" in setups:
         report("`--ray local` (Ray started by the command), 1 actor x 2 CPUs",
                [*embed, "--ray", "local", "--actors", "1", "--actor-cpus", "2"], trees, plain)
+    if "local-default" in setups:
+        report("`--ray local`, default replicas (2 actors x 1 CPU)", [*embed, "--ray", "local"], trees, plain)
     if "node1" in setups:
         on_cluster([2], lambda address: report("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [
             *embed, "--ray", address, "--actors", "1", "--actor-cpus", "2"], trees, plain))
+    if "node1-default" in setups:
+        on_cluster([2], lambda address: report("running cluster, 1 node x 2 CPUs, default replicas (2 actors x 1 CPU)", [
+            *embed, "--ray", address], trees, plain))
     if "nodes2" in setups:
         on_cluster([1, 1], lambda address: report("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [
             *embed, "--ray", address, "--actors", "2", "--actor-cpus", "1"], trees, plain))

@@ -7,7 +7,7 @@ posting LFW photos (250 px, one face) to /recognize back to back for a fixed tim
 throughput (answered requests per second), p50 / p99 latency, 503s (the queue bound, 32 by
 default) and any other failure. Then 16 clients send good photos with truncated files,
 non-images, oversized uploads and decompression bombs mixed in: every bad request must get
-a 4xx and every good one a 200.
+a 4xx and every good one a 200. Last, the server's peak resident memory (VmHWM).
 
     python bench/serve_load.py [--seconds 15] [--clients 1,4,16,64]
 """
@@ -86,6 +86,12 @@ def load(url: str, photos: list[bytes], clients: int, seconds: float, bad: list[
     }
 
 
+def peak_rss_gib(pid: int) -> float:
+    """The largest resident set a running process has had (the kernel's VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15)
@@ -125,6 +131,7 @@ def main() -> None:
         r = load(url, photos, 16, args.seconds, bad)
         print(f"\nmalformed uploads mixed in (16 clients): {r['ok']} good answered, {r['bad_answered']} bad ones answered 4xx, "
               f"{r['busy']} 503, {len(r['wrong'])} wrong {r['wrong'][:3]}")
+        print(f"server peak RSS: {peak_rss_gib(server.pid):.2f} GiB")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,11 +1,14 @@
 """fnet on Ray: a real multi-node Ray cluster on this machine (ray.cluster_utils) embeds a tree of real
 photos into the same store as a single process, every photo exactly once even when a node dies
-mid-run; an IVF index built from shards on the cluster answers as the one built in one process."""
+mid-run; an IVF index built from shards on the cluster, merged in memory or on disk, answers as the
+one built in one process."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -171,3 +174,32 @@ def test_an_index_built_from_shards_on_ray_answers_as_one_built_here(cluster, tm
     assert not (tmp_path / "there.faiss.shards").exists()
     with pytest.raises(IndexFileError, match="--ray builds ivf or ivfpq"):
         build_index_on_ray(store, tmp_path / "flat.faiss", IndexParams(kind="flat"))
+
+
+def test_an_index_merged_on_disk_answers_the_same_wherever_it_is_moved(cluster, tmp_path, capfd):
+    vectors, _ = clustered(6000, 300, seed=3)
+    store = tmp_path / "faces.h5"
+    make_store(store, vectors)
+    build_index(store, tmp_path / "here.faiss", IndexParams(kind="ivf"))
+    built = tmp_path / "built"
+    built.mkdir()
+    # A fresh process on the running cluster: FAISS's C notices must not reach --json's stdout.
+    run = subprocess.run([sys.executable, "-m", "fnet", "index", str(store), "-o", str(built / "there.faiss"), "--kind", "ivf",
+                          "--ray", cluster[0].address, "--shards", "3", "--on-disk", "--json"], check=False, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    meta = json.loads(run.stdout)
+    assert meta["shards"] == 3 and meta["rows"] == 6000 and meta["ivfdata"].endswith(".ivfdata")
+    lists = built / meta["ivfdata"]
+    assert lists.stat().st_size > 6000 * 300 * 4 > 20 * (built / "there.faiss").stat().st_size  # the vectors live in the lists file
+    moved = shutil.move(built, tmp_path / "moved")  # the lists are found beside the index, not where they were written
+    capfd.readouterr()
+    (a, _), (b, _) = load_index(tmp_path / "here.faiss"), load_index(Path(moved) / "there.faiss")
+    assert capfd.readouterr().out == ""
+    queries, _ = clustered(200, 300, seed=4)
+    (da, ia), (db, ib) = search(a, queries, 5), search(b, queries, 5)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_allclose(da, db, rtol=1e-5)
+    with pytest.raises(IndexFileError, match="on disk"):
+        build_index(store, Path(moved) / "there.faiss", add=True)
+    build_index(store, Path(moved) / "there.faiss", IndexParams(kind="ivf"))  # rebuilt in memory: the old lists go
+    assert sorted(p.name for p in Path(moved).iterdir()) == ["there.faiss", "there.faiss.json"]

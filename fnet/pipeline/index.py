@@ -5,6 +5,7 @@ The index's JSON sidecar (``INDEX.json``) names the store and model it was built
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,6 +29,7 @@ from fnet.retrieval.faiss_index import (
     auto_params,
     make_index,
     maybe_gpu,
+    quiet_stdout,
 )
 
 
@@ -55,6 +57,17 @@ def save_index(index, meta: dict, path: Path) -> None:
         previous = _current_meta(path)
         with atomic_path(sidecar(path)) as side:
             side.write_text(json.dumps({**meta, "index_file": _stamp(tmp), "previous": previous}, indent=2))
+    for stale in path.parent.glob(path.name + ".*" + IVFDATA):  # lists of an index replaced, or of a crashed build
+        if stale.name != meta.get("ivfdata"):
+            stale.unlink(missing_ok=True)  # a reader that has them mapped keeps its mapping
+
+
+IVFDATA = ".ivfdata"  # an on-disk index's inverted lists: INDEX.<token>.ivfdata beside INDEX, named in its sidecar
+
+
+def ivfdata_path(path: Path) -> Path:
+    """A new, unique file for the inverted lists of an on-disk index at path (the old one stays until the swap)."""
+    return path.with_name(f"{path.name}.{os.urandom(4).hex()}{IVFDATA}")
 
 
 def _stamp(path: Path) -> dict:
@@ -91,7 +104,9 @@ def load_index(path: str | os.PathLike, use_gpu: bool = False):
         try:
             before = _stamp(path)
             meta = _matching_meta(path, json.loads(sidecar(path).read_text()))
-            index = _faiss().read_index(str(path))
+            faiss = _faiss()
+            with quiet_stdout() if meta.get("ivfdata") else contextlib.nullcontext():
+                index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)  # on-disk lists: beside the index, wherever it moved
             if _stamp(path) == before:
                 break
         except (IndexFileError, ValueError):  # a sidecar read just before both were replaced
@@ -116,6 +131,9 @@ def build_index(store_path: Path, output: Path, params: IndexParams = IndexParam
         rows, dim = len(store), store.dim
         if add:
             index, meta = load_index(output, use_gpu)
+            if meta.get("ivfdata"):
+                raise IndexFileError(f"{output}: its inverted lists are on disk ({meta['ivfdata']}) and are not extended "
+                                     "in place; build it again (fnet index --ray --on-disk)")
             if meta["model"] != store.attrs["model"] or meta["embedding_dim"] != dim:
                 raise IndexFileError(f"{output}: built for {meta['model']!r}, but {store_path} holds {store.attrs['model']!r}")
             start = index.ntotal

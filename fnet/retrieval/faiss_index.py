@@ -7,8 +7,12 @@ recall@1 1.000 with L2 cells, 0.995 with inner product).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import math
+import os
+import sys
 
 import numpy as np
 
@@ -53,6 +57,22 @@ def _faiss():
     import faiss
 
     return faiss
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """FAISS's on-disk inverted lists print notices ("resizing ...") with C's printf onto stdout,
+    where `--json` output goes: dropped while they run."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C's buffered notices to /dev/null, not to the restored stdout
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def make_index(params: IndexParams, dim: int):

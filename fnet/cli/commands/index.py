@@ -25,6 +25,8 @@ def index(
     gpu: Annotated[bool, typer.Option("--gpu", help="Build on the GPU (needs faiss-gpu: pip install 'fnet[gpu]').")] = False,
     ray: RayOption = None,
     shards: Annotated[int, typer.Option(min=0, help="With --ray: row ranges added in parallel (0: one per cluster CPU).")] = 0,
+    on_disk: Annotated[bool, typer.Option("--on-disk", help="With --ray: merge the shards' inverted lists into a file beside the index "
+                                          "(OUTPUT.<id>.ivfdata, memory-mapped by searches) instead of in memory: for indexes larger than RAM.")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Build a FAISS index over an embeddings store for fast k-NN search.
@@ -43,6 +45,8 @@ def index(
         raise SettingsError(f"--kind must be one of {', '.join(KINDS)}")
     start = time.perf_counter()
     params = IndexParams(kind=kind, nlist=nlist, nprobe=nprobe)
+    if on_disk and not ray:
+        raise SettingsError("--on-disk merges the shards of --ray; add --ray (local, auto or an address)")
     if ray:
         if add or gpu:
             raise SettingsError("--ray builds a new index on CPUs: without --add and --gpu")
@@ -50,7 +54,7 @@ def index(
         from fnet.scale.ray_index import build_index_on_ray
 
         with connected(ray):
-            meta = build_index_on_ray(store, output, params, shards)
+            meta = build_index_on_ray(store, output, params, shards, on_disk=on_disk)
     else:
         meta = build_index(store, output, params, add=add, use_gpu=gpu)
     meta["seconds"] = round(time.perf_counter() - start, 2)
