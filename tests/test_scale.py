@@ -190,7 +190,7 @@ def test_an_index_merged_on_disk_answers_the_same_wherever_it_is_moved(cluster, 
     meta = json.loads(run.stdout)
     assert meta["shards"] == 3 and meta["rows"] == 6000 and meta["ivfdata"].endswith(".ivfdata")
     lists = built / meta["ivfdata"]
-    assert lists.stat().st_size > 6000 * 300 * 4 > 20 * (built / "there.faiss").stat().st_size  # the vectors live in the lists file
+    assert lists.stat().st_size >= vectors.nbytes > 20 * (built / "there.faiss").stat().st_size  # the vectors live in the lists file
     moved = shutil.move(built, tmp_path / "moved")  # the lists are found beside the index, not where they were written
     capfd.readouterr()
     (a, _), (b, _) = load_index(tmp_path / "here.faiss"), load_index(Path(moved) / "there.faiss")
