@@ -7,6 +7,7 @@ bench/out/lfw/, so a rerun only computes new settings.
 
     python bench/lfw.py [--settings crop-m32,crop-m32-flip,similarity,similarity-flip,crop-m32-prewhiten,crop-m32-mean]
     python bench/lfw.py --model dlib-resnet --settings chip,chip-flip
+    python bench/lfw.py --precision bf16 --settings crop-m32   # bfloat16 inference (AMX CPUs, GPUs)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--pairs", default=str(LFW / "pairs.txt"))
     parser.add_argument("--model", default="facenet-casia", help="a pretrained name or a checkpoint")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", help="fp32 (the tables in docs), bf16, or auto (the command line's default)")
     parser.add_argument("--out", help="where embeddings are cached (default: bench/out/lfw, one folder per image set)")
     args = parser.parse_args()
 
@@ -47,15 +49,17 @@ def main() -> None:
     out = Path(args.out or ROOT / "bench/out" / ("lfw" if images.name == "lfw-deepfunneled" else f"lfw-{images.name}"))
     if args.model != "facenet-casia":
         out = out / args.model.replace("/", "_")
+    if args.precision != "fp32":
+        out = out / args.precision
     out.mkdir(parents=True, exist_ok=True)
     pairs = read_pairs(Path(args.pairs), images)
     curves = {}
-    print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model {args.model}; MTCNN alignment by fnet")
+    print(f"LFW View 2 ({images}): {len(pairs)} pairs, 10 folds; model {args.model}, {args.precision}; MTCNN alignment by fnet")
     print("| setting | accuracy (10-fold) | VAL @ FAR=1e-3 | ROC AUC | EER | best threshold | no face detected | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for setting in args.settings.split(","):
         s = parse(setting)
-        pipeline = load_pipeline(args.model, device=args.device, mode=s["mode"], margin=s["margin"])
+        pipeline = load_pipeline(args.model, device=args.device, precision=args.precision, mode=s["mode"], margin=s["margin"])
         model = pipeline.embedder
         if s["normalization"]:
             model.info = model.info.replace(normalization=s["normalization"])

@@ -28,7 +28,7 @@ def network_bytes() -> bytes:
 
 @pytest.fixture(scope="module")
 def dlib_model():
-    return fnet.load_model("dlib-resnet", device="cpu")
+    return fnet.load_model("dlib-resnet", device="cpu", precision="fp32")  # parity with dlib is an fp32 property
 
 
 @pytest.fixture(scope="module")

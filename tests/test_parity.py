@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import fnet
 from fnet.core.embedder import standardize
 from fnet.core.pretrained import REGISTRY
 
@@ -16,6 +17,12 @@ cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (in the dev extr
 def opencv_net():
     source = REGISTRY["facenet-casia"].source
     return cv2.dnn.readNetFromTensorflow(str(source.locate(*source.files)))
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The port in fp32: parity is a property of the converted weights (bf16, auto on AMX CPUs, is tested in test_device)."""
+    return fnet.load_model(device="cpu", precision="fp32")
 
 
 def opencv_embed(net, crops: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="A pretrained model name (see `fnet models`) or an fnet checkpoint file.")
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
-PrecisionOption = Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16.")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 on GPUs and, for inference, on CPUs with AMX, else fp32; fp16 on older GPUs), fp32, fp16 or bf16.")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON instead of a table (errors too: {error, path, reason}).",
     callback=json_mode, is_eager=True,

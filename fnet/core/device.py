@@ -39,21 +39,31 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+def autocast_dtype(device: torch.device, precision: str = "auto", cpu_bf16: bool = True) -> torch.dtype | None:
     """The autocast dtype for inference, or None for plain fp32.
 
-    'auto' is fp32 on CPU (bf16 is slower there without AMX and changes results) and bf16
-    on GPUs that support it, else fp16.
+    'auto' is bf16 on GPUs that support it, else fp16; on a CPU it is bf16 where the CPU has
+    AMX matrix units (and `cpu_bf16`: training passes False), fp32 elsewhere. With AMX, bf16
+    embeds 4.3x as fast with the same LFW accuracy (98.63% against 98.62%, docs/speed.md);
+    without it bf16 is emulated and slower.
     """
     if precision not in PRECISIONS:
         raise SettingsError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+    if precision == "auto" and device.type == "cpu":
+        return torch.bfloat16 if cpu_bf16 and cpu_has_amx() else None
+    if precision == "fp32":
         return None
     if precision == "fp16":
         return torch.float16
     if precision == "bf16" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX: Sapphire Rapids and later)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

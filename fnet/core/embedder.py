@@ -129,7 +129,8 @@ class Embedder:
             x = torch.cat([x, x.flip(3)])
         x = x.contiguous(memory_format=self._memory_format)
         with autocast(self.device, self.dtype):
-            emb = self._net(x).float()
+            emb = self._net(x)
+        emb = F.normalize(emb.float(), dim=1)  # unit length in fp32, whatever precision the network ran in
         if flip:
             emb = F.normalize(emb[: len(batch)] + emb[len(batch) :], dim=1)
         return emb

@@ -33,7 +33,7 @@ class PipelineSettings:
     model: str | None = None  # a pretrained name (`fnet models`) or a checkpoint file; None: the default model
     detector: str = "mtcnn"  # a name in fnet.core.detectors.DETECTORS
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda[:N], mps
-    precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16, bf16
+    precision: str = "auto"  # auto (bf16 on GPUs and AMX CPUs, else fp32), fp32, fp16, bf16
     min_face: int = 20  # smallest face searched for, in pixels
     detect_size: int = DETECT_SIZE  # longer photos are searched on a copy this long (0: full size)
     mode: str = "auto"  # auto: the model's own (ModelInfo.alignment); crop: box + margin; similarity, chip: 5-point warps

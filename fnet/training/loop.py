@@ -258,7 +258,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.model = DistributedDataParallel(self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.dtype = autocast_dtype(self.device, c.precision)
+        self.dtype = autocast_dtype(self.device, c.precision, cpu_bf16=False)  # training on a CPU stays fp32 unless asked
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
         self.old = None
         if c.compatible_with:
