@@ -77,6 +77,9 @@ def fnet_runs(folder: Path, work: Path, other_models: list[str]) -> dict[str, di
         "fnet align, then fnet embed": {"seconds": align["seconds"] + crops["seconds"], "peak": max(align["peak"], crops["peak"]), "faces": crops["faces"]},
         "fnet align alone": align,
     }
+    # precision auto is bf16 on a CPU with AMX: the fp32 row says what that is worth
+    results["fnet embed --align --precision fp32"] = run([*FNET, "embed", str(folder), "-o", str(work / "fp32.h5"), "--align",
+                                                           "--precision", "fp32", "--device", "cpu", "--json"])
     for model in other_models:
         command = [*FNET, "embed", str(folder), "-o", str(work / f"{model}.h5"), "--align", "--model", model, "--device", "cpu", "--json"]
         results[f"fnet embed --align --model {model}"] = run(command)
@@ -90,7 +93,10 @@ def main() -> None:
     parser.add_argument("--models", default="dlib-resnet", help="fnet models timed besides the default (comma list; '' for none)")
     args = parser.parse_args()
     tools = args.tools.split(",")
-    print(f"{os.cpu_count()} CPUs; every figure a whole process, photos/s = photos / wall seconds\n")
+    from fnet.core.device import cpu_has_amx
+
+    amx = "AMX: precision auto is bf16" if cpu_has_amx() else "no AMX: precision auto is fp32"
+    print(f"{os.cpu_count()} CPUs ({amx}); every figure a whole process, photos/s = photos / wall seconds\n")
     for key in args.sets.split(","):
         title, build = SETS[key]
         folder = build()
