@@ -34,7 +34,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     if service is None:
         from fnet.pipeline import load_pipeline
 
-        service = Service(settings, load_pipeline(settings.model, device=settings.device).preload())
+        service = Service(settings, load_pipeline(settings.model, device=settings.device, precision=settings.precision).preload())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -27,6 +27,7 @@ class ServeSettings:
     gallery: Path
     model: str | None = None
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 on GPUs and AMX CPUs, else fp32
     token: str | None = None  # bearer token required on every route but /health
     clusters: Path | None = None  # a `fnet cluster` folder whose groups the UI offers to name
     max_upload_bytes: int = 20 * 2**20

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fnet.cli.app import command
-from fnet.cli.options import DeviceOption, GalleryOption, ModelOption, gallery_path
+from fnet.cli.options import DeviceOption, GalleryOption, ModelOption, PrecisionOption, gallery_path
 from fnet.cli.output import note
 from fnet.errors import SettingsError
 
@@ -24,6 +24,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(min=0.1, help="Largest photo accepted, in MB.")] = 20,
     model: ModelOption = "facenet-casia",
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Serve faces, verify, recognise and people over HTTP (FastAPI; OpenAPI page at /docs).
 
@@ -42,7 +43,7 @@ def serve(
     if not loopback(host) and not token:
         raise SettingsError(f"--host {host} exposes the API beyond this machine: set --token (or $FNET_TOKEN) too")
     settings = ServeSettings(
-        gallery_path(gallery), model=model, device=device, token=token, clusters=clusters,
+        gallery_path(gallery), model=model, device=device, precision=precision, token=token, clusters=clusters,
         max_upload_bytes=int(max_upload_mb * 2**20), max_queue=max_queue,
     )
     note(f"gallery {settings.gallery}; the UI on http://{host}:{port}/ and the API's OpenAPI page on /docs")
