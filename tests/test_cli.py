@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import fnet
@@ -151,3 +152,44 @@ def test_the_command_line_lets_openmp_threads_sleep_unless_told_otherwise():
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
         run = subprocess.run([sys.executable, "-c", code, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
         assert run.stdout.strip().splitlines()[-1] == expected, run.stderr[-500:]
+
+
+ARENAS = """
+import ctypes, os, sys, tempfile, threading
+from fnet.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes, libc.fclose.argtypes = [ctypes.c_int, ctypes.c_void_p], [ctypes.c_void_p]
+together = threading.Barrier(6)
+def allocate():  # six threads allocating at once: glibc gives each a heap of its own, up to the cap
+    block = libc.malloc(4096)
+    together.wait()
+    libc.free(block)
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+path = tempfile.mktemp()
+report = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, report)
+libc.fclose(report)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap arenas")
+def test_the_command_line_caps_glibc_heap_arenas_unless_told_otherwise():
+    """Two heaps by default (less fragmentation under decoding threads: docs/speed.md); a user's MALLOC_ARENA_MAX stays."""
+    import os
+    import subprocess
+
+    counts = {}
+    for given in (None, "8"):
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": given} if given else {})
+        run = subprocess.run([sys.executable, "-c", ARENAS, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        counts[given] = int(run.stdout.strip().splitlines()[-1])
+    assert counts[None] <= 2 < counts["8"], counts
