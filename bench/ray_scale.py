@@ -31,6 +31,15 @@ from memory import FNET, run_measured
 from photo_sets import describe, library_tree
 
 NODE_MEMORY = {"object_store_memory": 300 * 2**20}
+ONE_BY_TWO = ["--actors", "1", "--actor-cpus", "2"]  # plain fnet's own parallelism: one model, two threads
+# name: (row label, CPUs of each worker node of a running cluster or None for `--ray local`, actor options)
+SETUPS = {
+    "local": ("`--ray local` (Ray started by the command), 1 actor x 2 CPUs", None, ONE_BY_TWO),
+    "local-default": ("`--ray local`, default replicas (2 actors x 1 CPU)", None, []),
+    "node1": ("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [2], ONE_BY_TWO),
+    "node1-default": ("running cluster, 1 node x 2 CPUs, default replicas (2 actors x 1 CPU)", [2], []),
+    "nodes2": ("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [1, 1], ["--actors", "2", "--actor-cpus", "1"]),
+}
 
 
 class ActorMemory:
@@ -104,7 +113,7 @@ def on_cluster(nodes: list[int], run) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="200,600")
-    parser.add_argument("--setups", default="plain,local,local-default,node1,node1-default,nodes2", help="which rows to run (plain always runs)")
+    parser.add_argument("--setups", default=",".join(["plain", *SETUPS]), help="which rows to run (plain always runs)")
     args = parser.parse_args()
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no network, in the clusters started here too
     trees = [(size, library_tree(size)) for size in (int(v) for v in args.sizes.split(","))]
@@ -119,21 +128,15 @@ def main() -> None:
           "| fixed cost (s) | driver peak RSS | actor peak RSS | exit |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     plain = report("plain `fnet embed --align`", embed, trees, None)
-    setups = args.setups.split(",")
-    if "local" in setups:
-        report("`--ray local` (Ray started by the command), 1 actor x 2 CPUs",
-               [*embed, "--ray", "local", "--actors", "1", "--actor-cpus", "2"], trees, plain)
-    if "local-default" in setups:
-        report("`--ray local`, default replicas (2 actors x 1 CPU)", [*embed, "--ray", "local"], trees, plain)
-    if "node1" in setups:
-        on_cluster([2], lambda address: report("running cluster, 1 node x 2 CPUs, 1 actor x 2 CPUs", [
-            *embed, "--ray", address, "--actors", "1", "--actor-cpus", "2"], trees, plain))
-    if "node1-default" in setups:
-        on_cluster([2], lambda address: report("running cluster, 1 node x 2 CPUs, default replicas (2 actors x 1 CPU)", [
-            *embed, "--ray", address], trees, plain))
-    if "nodes2" in setups:
-        on_cluster([1, 1], lambda address: report("running cluster, 2 nodes x 1 CPU, 2 actors x 1 CPU", [
-            *embed, "--ray", address, "--actors", "2", "--actor-cpus", "1"], trees, plain))
+    for key in args.setups.split(","):
+        if key == "plain":
+            continue
+        label, nodes, actors = SETUPS[key]
+        if nodes is None:  # Ray started by the command
+            report(label, [*embed, "--ray", "local", *actors], trees, plain)
+        else:
+            on_cluster(nodes, lambda address, label=label, actors=actors: report(label, [*embed, "--ray", address, *actors], trees, plain))
+
 
 if __name__ == "__main__":
     main()

@@ -51,7 +51,7 @@ def load_model(
     """The default pretrained model, a named one (`fnet models`), or an fnet checkpoint file.
 
     device: auto (CUDA, then MPS, then CPU), cpu, cuda[:N] or mps. precision: auto (bf16
-    autocast on GPUs and on CPUs with AMX, else fp32; fp16 on older GPUs), fp32, fp16 or bf16. The result's `embed(crops)` turns
+    on GPUs and on CPUs with AMX, else fp32; fp16 on older GPUs), fp32, fp16 or bf16. The result's `embed(crops)` turns
     N x S x S x 3 uint8 aligned crops into N x D unit-length float32 embeddings.
     """
     from fnet.core.loading import load_model as load

@@ -44,6 +44,14 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+IVFDATA = ".ivfdata"  # an on-disk index's inverted lists: INDEX.<token>.ivfdata beside INDEX, named in its sidecar
+
+
+def ivfdata_path(path: Path) -> Path:
+    """A new, unique file for the inverted lists of an on-disk index at path (the old one stays until the swap)."""
+    return path.with_name(f"{path.name}.{os.urandom(4).hex()}{IVFDATA}")
+
+
 def save_index(index, meta: dict, path: Path) -> None:
     """Write the index and its sidecar so that a reader always finds a matching pair.
 
@@ -60,14 +68,6 @@ def save_index(index, meta: dict, path: Path) -> None:
     for stale in path.parent.glob(path.name + ".*" + IVFDATA):  # lists of an index replaced, or of a crashed build
         if stale.name != meta.get("ivfdata"):
             stale.unlink(missing_ok=True)  # a reader that has them mapped keeps its mapping
-
-
-IVFDATA = ".ivfdata"  # an on-disk index's inverted lists: INDEX.<token>.ivfdata beside INDEX, named in its sidecar
-
-
-def ivfdata_path(path: Path) -> Path:
-    """A new, unique file for the inverted lists of an on-disk index at path (the old one stays until the swap)."""
-    return path.with_name(f"{path.name}.{os.urandom(4).hex()}{IVFDATA}")
 
 
 def _stamp(path: Path) -> dict:
