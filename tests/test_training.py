@@ -200,7 +200,7 @@ def _ddp_worker(rank: int, face_tree, out, port: int):
 
     torch.set_num_threads(1)
     try:
-        Trainer(config(face_tree, out, **DDP_SETTINGS)).run()
+        assert Trainer(config(face_tree, out, **DDP_SETTINGS)).run().is_file()  # on every rank, once it returns
     finally:
         dist.destroy_process_group()
 

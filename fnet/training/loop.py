@@ -459,11 +459,16 @@ class Trainer:
                 self.save(done)
             if self.dist.main and c.validate_every and (done % c.validate_every == 0 or done == c.steps):
                 self.record(self.validate(done))
-        if not self.dist.main:
-            return self.out / "model.safetensors"
-        self.save(c.steps)  # resumable at the end too
-        path = self.save(c.steps, final=True)
-        from fnet.training.curves import plot_curves
+        if self.dist.main:
+            self.save(c.steps)  # resumable at the end too
+            self.save(c.steps, final=True)
+            from fnet.training.curves import plot_curves
 
-        plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
-        return path
+            plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        if self.dist.world > 1:
+            # every rank returns once the model exists; a rank that left early could also tear
+            # down its gloo pairs while the main one still writes (seen as SIGABRT in CI)
+            import torch.distributed as dist
+
+            dist.barrier()
+        return self.out / "model.safetensors"
