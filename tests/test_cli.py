@@ -183,7 +183,7 @@ print(open(path).read().count("<heap nr="))
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap arenas")
 def test_the_command_line_caps_glibc_heap_arenas_unless_told_otherwise():
-    """Two heaps by default (less fragmentation under decoding threads: docs/speed.md); a user's MALLOC_ARENA_MAX stays."""
+    """One heap by default (less fragmentation under decoding threads: docs/speed.md); a user's MALLOC_ARENA_MAX stays."""
     import os
     import subprocess
 
@@ -192,4 +192,34 @@ def test_the_command_line_caps_glibc_heap_arenas_unless_told_otherwise():
         env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": given} if given else {})
         run = subprocess.run([sys.executable, "-c", ARENAS, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
         counts[given] = int(run.stdout.strip().splitlines()[-1])
-    assert counts[None] <= 2 < counts["8"], counts
+    assert counts[None] == 1 < counts["8"], counts
+
+
+KERNEL_CACHE = """
+import os, sys
+from fnet.cli.app import main
+sys.argv = ["fnet", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))
+"""
+
+
+def test_commands_that_stream_photos_keep_fewer_compiled_kernels_unless_told_otherwise():
+    """A bounded oneDNN cache for align/embed/...: a library's many photo sizes would pin a thousand kernels
+    across the heap (docs/speed.md). serve and train keep oneDNN's default; a user's setting stays."""
+    import os
+    import subprocess
+
+    def capacity(*args: str, given: str | None = None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+        env |= {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": given} if given else {}
+        run = subprocess.run([sys.executable, "-c", KERNEL_CACHE, *args, "--help"], env=env, capture_output=True,
+                             text=True, timeout=120, check=True)
+        return run.stdout.strip().splitlines()[-1]
+
+    assert capacity("align") == capacity("embed") == "64"
+    assert capacity("serve") == capacity("train") == "None"
+    assert capacity("align", given="512") == "512"

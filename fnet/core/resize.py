@@ -16,7 +16,10 @@ import numpy as np
 import torch
 
 
-@functools.lru_cache(maxsize=512)
+# A photo library brings a new size with nearly every photo: a large cache keeps thousands of
+# small matrices alive across the heap, whose holes then fit no photo (a 5,000-photo `fnet
+# align` peaked 6% higher with 512 entries than with 32). A batch's pyramid needs ~20.
+@functools.lru_cache(maxsize=64)
 def area_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The out_size x in_size averaging matrix, sparse (CSR) except on MPS, which lacks sparse kernels."""
     scale = in_size / out_size
