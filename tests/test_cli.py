@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -141,26 +142,37 @@ def test_an_output_of_the_wrong_kind_is_one_clear_error(monkeypatch, tmp_path):
         assert "Traceback" not in result.output
 
 
-def test_the_command_line_lets_openmp_threads_sleep_unless_told_otherwise():
-    """OMP_WAIT_POLICY=PASSIVE by default (docs/speed.md: faster beside busy processes); a user's own value stays."""
-    import os
-    import subprocess
-    import sys
-
-    code = "import os\nfrom fnet.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['OMP_WAIT_POLICY'])"
-    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-        run = subprocess.run([sys.executable, "-c", code, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert run.stdout.strip().splitlines()[-1] == expected, run.stderr[-500:]
-
-
-ARENAS = """
-import ctypes, os, sys, tempfile, threading
+# Each check below runs `fnet ARGS` in a fresh interpreter (the settings act before torch loads),
+# then Python that reports what the process was left with.
+CLI_THEN = """
+import os
 from fnet.cli import main
 try:
     main()
 except SystemExit:
     pass
+"""
+
+
+def cli_then(report: str, *args: str, variable: str, given: str | None = None) -> str:
+    """The last line `report` prints after `fnet ARGS`, run with $variable unset, or set to `given`."""
+    env = {k: v for k, v in os.environ.items() if k != variable} | ({variable: given} if given else {})
+    run = subprocess.run([sys.executable, "-c", CLI_THEN + report, *args], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    lines = run.stdout.strip().splitlines()
+    assert lines, run.stderr[-500:]
+    return lines[-1]
+
+
+def test_the_command_line_lets_openmp_threads_sleep_unless_told_otherwise():
+    """OMP_WAIT_POLICY=PASSIVE by default (docs/speed.md: faster beside busy processes); a user's own value stays."""
+    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        policy = cli_then("print(os.environ['OMP_WAIT_POLICY'])", "models", "--help", variable="OMP_WAIT_POLICY", given=given)
+        assert policy == expected
+
+
+ARENAS = """
+import ctypes, tempfile, threading
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
@@ -184,41 +196,17 @@ print(open(path).read().count("<heap nr="))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap arenas")
 def test_the_command_line_caps_glibc_heap_arenas_unless_told_otherwise():
     """One heap by default (less fragmentation under decoding threads: docs/speed.md); a user's MALLOC_ARENA_MAX stays."""
-    import os
-    import subprocess
-
-    counts = {}
-    for given in (None, "8"):
-        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | ({"MALLOC_ARENA_MAX": given} if given else {})
-        run = subprocess.run([sys.executable, "-c", ARENAS, "models", "--help"], env=env, capture_output=True, text=True, timeout=120, check=False)
-        counts[given] = int(run.stdout.strip().splitlines()[-1])
+    counts = {given: int(cli_then(ARENAS, "models", "--help", variable="MALLOC_ARENA_MAX", given=given)) for given in (None, "8")}
     assert counts[None] == 1 < counts["8"], counts
-
-
-KERNEL_CACHE = """
-import os, sys
-from fnet.cli.app import main
-sys.argv = ["fnet", *sys.argv[1:]]
-try:
-    main()
-except SystemExit:
-    pass
-print(os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))
-"""
 
 
 def test_commands_that_stream_photos_keep_fewer_compiled_kernels_unless_told_otherwise():
     """A bounded oneDNN cache for align/embed/...: a library's many photo sizes would pin a thousand kernels
     across the heap (docs/speed.md). serve and train keep oneDNN's default; a user's setting stays."""
-    import os
-    import subprocess
 
-    def capacity(*args: str, given: str | None = None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
-        env |= {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": given} if given else {}
-        run = subprocess.run([sys.executable, "-c", KERNEL_CACHE, *args, "--help"], env=env, capture_output=True,
-                             text=True, timeout=120, check=True)
-        return run.stdout.strip().splitlines()[-1]
+    def capacity(command: str, given: str | None = None) -> str:
+        return cli_then("print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))", command, "--help",
+                        variable="ONEDNN_PRIMITIVE_CACHE_CAPACITY", given=given)
 
     assert capacity("align") == capacity("embed") == "64"
     assert capacity("serve") == capacity("train") == "None"
