@@ -34,6 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from photo_sets import describe, lfw_set, mixed_set, phone_set
 
+from fnet.cli.process import find_tcmalloc
+
 HERE = Path(__file__).parent
 FNET = [sys.executable, "-m", "fnet"]
 SETS = {
@@ -56,10 +58,16 @@ print(json.dumps({"photos": len(images), "faces": faces, "kernel_seconds": time.
 """
 
 
-def run(command: list[str]) -> dict:
+# The kernel runs under the allocator the fnet command line picks (tcmalloc where the system has it), so
+# the two differ only by what the command adds; the peers run as their users run them (glibc's malloc).
+TCMALLOC = find_tcmalloc()
+KERNEL_ENV = os.environ | {"LD_PRELOAD": str(TCMALLOC)} if TCMALLOC and os.environ.get("FNET_MALLOC") != "system" else None
+
+
+def run(command: list[str], env: dict | None = None) -> dict:
     """Seconds, peak RSS (GiB) and the JSON the command printed (fnet --json and the peers print only that)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
@@ -96,7 +104,8 @@ def main() -> None:
     from fnet.core.device import cpu_has_amx
 
     amx = "AMX: precision auto is bf16" if cpu_has_amx() else "no AMX: precision auto is fp32"
-    print(f"{os.cpu_count()} CPUs ({amx}); every figure a whole process, photos/s = photos / wall seconds\n")
+    allocator = f"fnet under tcmalloc ({TCMALLOC})" if KERNEL_ENV else "fnet under glibc's malloc"
+    print(f"{os.cpu_count()} CPUs ({amx}); {allocator}; every figure a whole process, photos/s = photos / wall seconds\n")
     for key in args.sets.split(","):
         title, build = SETS[key]
         folder = build()
@@ -110,7 +119,7 @@ def main() -> None:
                 results["facenet-pytorch (MTCNN + InceptionResnetV1)"] = run([sys.executable, str(HERE / "peers/facenet_pytorch_peer.py"), str(folder)])
             if "face_recognition" in tools:
                 results["face_recognition (HOG + dlib ResNet)"] = run([sys.executable, str(HERE / "peers/face_recognition_peer.py"), str(folder)])
-            kernel = run([sys.executable, "-c", KERNEL, str(folder)]) if "fnet" in tools else None
+            kernel = run([sys.executable, "-c", KERNEL, str(folder)], env=KERNEL_ENV) if "fnet" in tools else None
         finally:
             shutil.rmtree(work, ignore_errors=True)
         photos = len([p for p in folder.rglob("*.jpg")])

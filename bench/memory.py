@@ -23,6 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from photo_sets import describe, library_tree
 
+from fnet.cli.process import find_tcmalloc
+
 FNET = [sys.executable, "-m", "fnet"]
 
 
@@ -45,6 +47,8 @@ def main() -> None:
         "align": lambda tree, out: [*FNET, "align", str(tree), "-o", str(out / "aligned"), "--device", args.device],
         "embed": lambda tree, out: [*FNET, "embed", str(tree), "-o", str(out / "faces.h5"), "--align", "--device", args.device],
     }
+    tcmalloc = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
+    print(f"allocator: {f'tcmalloc ({tcmalloc})' if tcmalloc else 'glibc malloc'}\n")
     print("| command | photos | seconds | photos/s | peak RSS | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     peaks: dict[str, list[float]] = {}

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import fnet
 from fnet.cli import app
+from fnet.cli.process import find_tcmalloc
 
 runner = CliRunner()
 
@@ -211,3 +212,19 @@ def test_commands_that_stream_photos_keep_fewer_compiled_kernels_unless_told_oth
     assert capacity("align") == capacity("embed") == "64"
     assert capacity("serve") == capacity("train") == "None"
     assert capacity("align", given="512") == "512"
+
+
+ALLOCATOR = "print('libtcmalloc' in open('/proc/self/maps').read(), os.environ.get('LD_PRELOAD'))"
+
+
+@pytest.mark.skipif(find_tcmalloc() is None, reason="the system has no tcmalloc (apt: libtcmalloc-minimal4)")
+def test_long_commands_run_under_tcmalloc_where_the_system_has_it(tmp_path):
+    """align, embed, ... re-run themselves with tcmalloc preloaded (flat memory over a library: docs/speed.md);
+    the preload is not handed on to child processes; quick commands and FNET_MALLOC=system keep glibc's."""
+    missing = ["align", str(tmp_path / "no-such-folder"), "-o", str(tmp_path / "out")]  # fails fast: no model loads
+    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC") == "True None"
+    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC", given="system") == "False None"
+    assert cli_then(ALLOCATOR, "verify", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), variable="FNET_MALLOC") == "False None"
+    assert cli_then(ALLOCATOR, "align", "--help", variable="FNET_MALLOC") == "False None"
+    # a user's own preload stays as given (and is not re-run)
+    assert cli_then(ALLOCATOR, *missing, variable="LD_PRELOAD", given=str(find_tcmalloc())) == f"True {find_tcmalloc()}"

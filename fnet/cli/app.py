@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import typer
 from fnet import __version__
 from fnet.cli.errors import reported
 from fnet.cli.output import console, fail, json_mode
+from fnet.cli.process import prepare
 
 app = typer.Typer(
     name="fnet",
@@ -63,51 +63,9 @@ def _root(
         os.environ["FNET_THREADS"] = str(threads)
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def _cap_malloc_arenas(arenas: int = 1) -> None:
-    """At most `arenas` glibc heaps, unless $MALLOC_ARENA_MAX says otherwise.
-
-    glibc gives each allocating thread its own heap (up to 8 per core), and photo buffers of
-    0.1-40 MB freed across the decoding threads fragment them. `fnet align` over 5,000 photos
-    peaked at 1.73 GiB with glibc's default, 1.56 with two heaps, 1.30 with one, at the same
-    speed (bench/memory.py, docs/speed.md). Set before any thread starts.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
-        pass
-
-
-KERNEL_CACHE = "64"  # oneDNN kernels kept by commands that stream photos
-
-
-def _bound_kernel_cache(argv: list[str]) -> None:
-    """Keep 64 compiled oneDNN kernels instead of 1,024 in commands that stream photos.
-
-    oneDNN compiles a kernel per layer and input shape, and a photo library brings the
-    detector a new shape with nearly every photo size: a full cache pins a thousand
-    allocations across the heap. With 64, `fnet align` over 5,000 photos peaked at 0.96
-    instead of 1.22 GiB at the same speed; `fnet embed --align` over 1,000 took 3-5% longer.
-    `fnet serve` (a batch of any size 1-16) and `fnet train` keep the default; so does
-    anyone who sets $ONEDNN_PRIMITIVE_CACHE_CAPACITY. Read when torch first runs a network.
-    """
-    if not {"serve", "train"} & set(argv):
-        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", KERNEL_CACHE)
-
-
 def main() -> None:
     """The `fnet` entry point. Under --json, usage errors (unknown option, bad value) answer in JSON too."""
-    # OpenMP's threads sleep rather than spin while they wait (read once, when torch loads):
-    # beside other busy processes a whole `fnet embed --align` ran 1.2-1.7x as fast, idle 0-10%
-    # slower (bench/threads.py, docs/speed.md). OMP_WAIT_POLICY=ACTIVE brings spinning back.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    _cap_malloc_arenas()
-    _bound_kernel_cache(sys.argv[1:])
+    prepare(sys.argv[1:])  # allocator, OpenMP, heaps, kernel cache: before any thread or torch
     import fnet.cli.commands  # noqa: F401 (registers every command)
 
     if "--json" not in sys.argv[1:]:
