@@ -32,6 +32,15 @@ class Face:
     def height(self) -> float:
         return self.box[3] - self.box[1]
 
+    def rescaled(self, sx: float, sy: float, shape: tuple[int, ...]) -> Face:
+        """This face, found on a copy of a photo shrunk by (sx, sy), in the photo's pixels (shape: the photo's).
+
+        Pixel centres map as x_photo = (x + 0.5) * sx - 0.5; the box stays inside the photo.
+        """
+        scale, shift = np.array([sx, sy]), 0.5 * (np.array([sx, sy]) - 1)
+        corners = np.clip(np.array(self.box).reshape(2, 2) * scale + shift, 0, [shape[1] - 1, shape[0] - 1])
+        return Face(tuple(float(v) for v in corners.ravel()), self.score, self.landmarks * scale + shift)
+
     def to_dict(self) -> dict:
         return {
             "box": [round(v, 2) for v in self.box],

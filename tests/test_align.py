@@ -191,3 +191,67 @@ def test_tight_face_crops_fall_back_to_the_whole_photo(tmp_path):
     embedded = runner.invoke(app, ["embed", str(photos), "-o", str(store), "--align", "--fallback", "whole", "--device", "cpu", "--json"])
     assert embedded.exit_code == 0 and json.loads(embedded.stdout)["fallbacks"] == 3
     assert runner.invoke(app, ["embed", str(photos), "-o", str(store), "--fallback", "whole"]).exit_code == 2  # needs --align
+
+
+def test_large_jpegs_are_cut_from_a_reduced_decode_unless_a_face_is_too_small_there(tmp_path, detector, model, monkeypatch):
+    """A 12 MP JPEG is decoded at half size for detection (fnet.io.images.Reduced); a face at least a crop
+    across there is cut from it, a smaller one from the whole photo, decoded again. Faces come back in the
+    whole photo's pixels either way, matching what decoding it whole finds."""
+    from fnet.crops import align_face
+    from fnet.io.images import Reduced, load_image, load_reduced
+
+    aligner = Aligner(detector, AlignSettings())
+    assert aligner.decode_size == 1024
+    lfw = Image.open(LFW / "Colin_Powell/Colin_Powell_0001.jpg")
+    close = lfw.resize((3024, 3024)).crop((0, -504, 3024, 3528)).rotate(90, expand=True)  # 4032 x 3024, face ~1,300 px
+    exif = close.getexif()
+    exif[0x0112] = 8  # stored sideways, shown upright
+    far = Image.new("RGB", (4096, 3072), (120, 120, 120))
+    far.paste(lfw, (1900, 1400))  # face ~110 px: 55 px in the half-size decode, under the 160 px crop
+    photos = {"close": (close, {"exif": exif.tobytes()}), "far": (far, {})}
+    wholes = []
+    monkeypatch.setattr(Reduced, "whole", lambda self: wholes.append(self.path.stem) or load_image(self.path))
+    for name, (image, options) in photos.items():
+        image.save(tmp_path / f"{name}.jpg", quality=92, **options)
+        path = tmp_path / f"{name}.jpg"
+        whole, reduced = load_image(path), load_reduced(path, 1024)
+        assert isinstance(reduced, Reduced) and reduced.shape == whole.shape
+        [[expected]], [[got]] = aligner.align([whole]), aligner.align([reduced])
+        box_overlap = iou(expected.face.box, got.face.box)
+        assert box_overlap > 0.9, (name, expected.face.box, got.face.box)
+        assert np.abs(expected.face.landmarks - got.face.landmarks).max() < 0.05 * expected.face.width
+        embeddings = model.embed(np.stack([expected.crop, got.crop]))
+        assert ((embeddings[0] - embeddings[1]) ** 2).sum() < 0.1, name
+        if name == "far":  # cut from the whole photo, where its face is: exactly that crop
+            assert np.array_equal(got.crop, align_face(whole, got.face, "crop", 160, 32))
+    assert wholes == ["far"]
+
+
+def iou(a, b) -> float:
+    wide, high = max(0.0, min(a[2], b[2]) - max(a[0], b[0])), max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return wide * high / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - wide * high)
+
+
+@pytest.mark.slow
+def test_real_large_jpegs_give_the_same_faces_decoded_reduced(detector, model):
+    """deepface-unit's JPEGs of 2,048 px or more (3-14 MP), every face: decoded at a fraction of their size
+    they give the same faces as decoded whole (bench/reduced_decode.py has the speed). Boxes move by a
+    few pixels, as with any change to the copy MTCNN searches (tests/test_detector.py)."""
+    from fnet.io.images import Reduced, load_image, load_reduced
+
+    aligner = Aligner(detector, AlignSettings(pick="all"))
+    large = [p for p in sorted((SHARED_DATA / "deepface-unit").glob("*.jpg")) if isinstance(load_reduced(p, 1024), Reduced)]
+    assert len(large) == 15
+    overlaps, distances, one_way = [], [], 0
+    for path in large:
+        [whole], [reduced] = aligner.align([load_image(path)]), aligner.align([load_reduced(path, 1024)])
+        pairs = [(a, b) for a in whole for b in reduced if iou(a.face.box, b.face.box) >= 0.5]
+        one_way += len(whole) + len(reduced) - 2 * len(pairs)
+        overlaps += [iou(a.face.box, b.face.box) for a, b in pairs]
+        for a, b in pairs:
+            embeddings = model.embed(np.stack([a.crop, b.crop]))
+            distances.append(float(((embeddings[0] - embeddings[1]) ** 2).sum()))
+    assert len(overlaps) == 18 and one_way <= 1  # measured: 18 faces both ways, one borderline face found reduced only
+    # measured: IoU min 0.71 (img54.jpg: a 120 px face at the photo's edge, 50 px where it is searched), median 0.98
+    assert min(overlaps) >= 0.65 and np.median(overlaps) >= 0.93, (min(overlaps), np.median(overlaps))
+    assert max(distances) < 0.3 and np.median(distances) < 0.05, (max(distances), np.median(distances))  # max 0.22 measured

@@ -11,7 +11,7 @@ import pytest
 from conftest import DEEPFACE
 from PIL import Image
 
-from fnet.io.images import ImageError, load_image
+from fnet.io.images import ImageError, Reduced, load_image, load_reduced, whole_photo
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +261,27 @@ def test_decode_ahead_also_bounds_pixels(tmp_path, photo):
         assert sum(n % 2 for n in in_window) <= 1, (number, sorted(in_window))
         taken.append(number)
     assert taken == list(range(40))
+
+
+def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
+    """load_reduced: a JPEG of at least twice the asked side decodes at 1/2, 1/4 or 1/8 of its
+    size (never below the side), upright as its EXIF tag says, and says how to map back."""
+    source = Image.open(DEEPFACE / "img1.jpg").convert("RGB")
+    big = source.resize((4032, 3024))
+    exif = big.getexif()
+    exif[0x0112] = 6  # stored sideways, as phones do
+    path = save(big, tmp_path / "phone.jpg", "JPEG", exif=exif.tobytes(), quality=92)
+    whole = load_image(path)
+    reduced = load_reduced(path, 1024)
+    assert isinstance(reduced, Reduced) and reduced.path == path
+    assert whole.shape == reduced.shape == (4032, 3024, 3)
+    assert reduced.pixels.shape == (2016, 1512, 3) and reduced.scale == (2.0, 2.0)
+    halved = np.asarray(Image.fromarray(whole).reduce(2), np.float32)
+    assert np.abs(halved - reduced.pixels).mean() < 2.0  # the same picture, upright the same way
+    assert load_reduced(path, 600).pixels.shape == (1008, 756, 3)  # 1/4: 1/8 would leave 504 px, under 600
+    assert load_reduced(path, 500).pixels.shape == (504, 378, 3)
+    assert np.array_equal(reduced.whole(), whole) and whole_photo(reduced).shape == whole.shape
+    # smaller than twice the side, or not a JPEG: decoded whole, as load_image does
+    assert isinstance(load_reduced(path, 2100), np.ndarray)
+    png = save(source.resize((2400, 1800)), tmp_path / "big.png", "PNG")
+    assert np.array_equal(load_reduced(png, 1024), load_image(png))

@@ -141,13 +141,6 @@ def crop_and_resize(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torc
     return patches * inside[:, None]
 
 
-def _full_size(face: Face, sx: float, sy: float, shape: tuple[int, ...]) -> Face:
-    """A face found on a downscaled copy, in the full photo's pixels."""
-    scale, shift = np.array([sx, sy]), 0.5 * (np.array([sx, sy]) - 1)
-    corners = np.clip(np.array(face.box).reshape(2, 2) * scale + shift, 0, [shape[1] - 1, shape[0] - 1])
-    return Face(tuple(float(v) for v in corners.ravel()), face.score, face.landmarks * scale + shift)
-
-
 class FaceDetector:
     """MTCNN face detection for batches of RGB uint8 images of any sizes.
 
@@ -168,6 +161,11 @@ class FaceDetector:
         for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
             net.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(name + ".")})
 
+    @property
+    def detect_size(self) -> int | None:
+        """The longest side it searches (larger photos are shrunk to it first); None: photos as they are."""
+        return self.settings.max_side
+
     @torch.inference_mode()
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """One list of faces per image, left to right; an image without faces gives []."""
@@ -183,7 +181,7 @@ class FaceDetector:
         keep = suppress(boxes, scores, ids, self.settings.nms_onet, method="min")
         faces = self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
         return [
-            found if sx == sy == 1.0 else [_full_size(face, sx, sy, image.shape) for face in found]
+            found if sx == sy == 1.0 else [face.rescaled(sx, sy, image.shape) for face in found]
             for found, (_, sx, sy), image in zip(faces, scaled, images)
         ]
 

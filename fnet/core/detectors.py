@@ -17,6 +17,9 @@ from fnet.registry import Registry
 
 
 class Detector(Protocol):
+    """Optionally also `detect_size`: the longest side it searches photos at (None: as they are);
+    stages then decode large JPEGs at a reduced size (fnet.io.images.Reduced)."""
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Per RGB uint8 image, its faces sorted left to right (by box centre)."""
         ...

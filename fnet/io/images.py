@@ -7,6 +7,7 @@ decompression bombs (pixel count checked from the header, before decoding).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import warnings
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from fnet.errors import FnetError
 
@@ -61,6 +62,30 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return _decode(Path(path), Path(path), read_head(path), max_pixels)
 
 
+@dataclasses.dataclass(frozen=True)
+class Reduced:
+    """A JPEG photo decoded at 1/2, 1/4 or 1/8 of its size (libjpeg scales while decoding:
+    a 12 MP photo decodes 5x as fast at half size), with what is needed to map back to it."""
+
+    pixels: np.ndarray  # upright, H x W x 3 uint8
+    scale: tuple[float, float]  # photo pixels per decoded pixel, (x, y)
+    shape: tuple[int, int, int]  # the whole photo's, upright
+    path: Path
+
+    def whole(self) -> np.ndarray:
+        return load_image(self.path)
+
+
+def load_reduced(path: str | os.PathLike, side: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | Reduced:
+    """As load_image, but a JPEG whose longer side is at least twice `side` is decoded at the
+    smallest of 1/2, 1/4, 1/8 of its size that keeps the longer side at least `side`."""
+    return _decode(Path(path), Path(path), read_head(path), max_pixels, side)
+
+
+def whole_photo(image: np.ndarray | Reduced) -> np.ndarray:
+    return image.whole() if isinstance(image, Reduced) else image
+
+
 def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """As load_image, for a photo's bytes (an upload); errors name it `name`. The pixel limit is read
     from the header, before decoding: a decompression bomb is refused at a few bytes' cost."""
@@ -69,7 +94,7 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MA
     return _decode(io.BytesIO(data), Path(name), data[:12], max_pixels)
 
 
-def _decode(source, path: Path, head: bytes, max_pixels: int) -> np.ndarray:
+def _decode(source, path: Path, head: bytes, max_pixels: int, reduce_to: int | None = None) -> np.ndarray | Reduced:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -77,8 +102,17 @@ def _decode(source, path: Path, head: bytes, max_pixels: int) -> np.ndarray:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(path, f"too large: {width} x {height} pixels (limit {max_pixels:,}); resize it first")
+                if reduce_to and image.format == "JPEG" and max(width, height) >= 2 * reduce_to:
+                    factor = reduce_to / max(width, height)  # draft decodes at least this size
+                    image.draft(None, (max(1, int(width * factor)), max(1, int(height * factor))))
                 image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+                reduced = image.size != (width, height)
+                if reduced and image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):  # turned a quarter
+                    width, height = height, width
+                pixels = to_rgb(ImageOps.exif_transpose(image))
+                if not reduced:
+                    return pixels
+                return Reduced(pixels, (width / pixels.shape[1], height / pixels.shape[0]), (height, width, 3), path)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -152,17 +186,19 @@ def load_ahead(
     path_of: Callable[[T], str | os.PathLike] = lambda item: item,
     ahead: int = 16,
     max_pixels: int | None = None,
-) -> Iterator[tuple[T, np.ndarray | ImageError]]:
+    reduce_to: int | None = None,
+) -> Iterator[tuple[T, np.ndarray | Reduced | ImageError]]:
     """(item, image or its ImageError) in order, decoded on a thread pool (Pillow releases the GIL).
 
     At most `ahead` photos, and with max_pixels at most that many pixels (from the files'
     headers; one photo always), are decoded or decoding before the consumer takes them:
     memory stays bounded however many items there are, however large, however slow the consumer.
+    reduce_to: large JPEGs come Reduced to about that size (load_reduced).
     """
 
-    def load(item: T) -> tuple[T, np.ndarray | ImageError]:
+    def load(item: T) -> tuple[T, np.ndarray | Reduced | ImageError]:
         try:
-            return item, load_image(path_of(item))
+            return item, load_reduced(path_of(item), reduce_to) if reduce_to else load_image(path_of(item))
         except ImageError as err:
             return item, err
 
@@ -221,16 +257,19 @@ def photo_batches(
     workers: int = 2,
     path_of: Callable[[T], str | os.PathLike] = lambda item: item,
     max_pixels: int = BATCH_PIXELS,
-) -> Iterator[list[tuple[T, np.ndarray | ImageError]]]:
+    reduce_to: int | None = None,
+) -> Iterator[list[tuple[T, np.ndarray | Reduced | ImageError]]]:
     """Batches of (item, image or its ImageError), in order, decoded at most one batch ahead.
 
     A batch holds at most batch_size photos and max_pixels pixels: eight 250 px photos go
     together, 12 MP photos one or two at a time, so memory follows the pixels, not the count.
+    reduce_to: large JPEGs come Reduced to about that size (load_reduced).
     """
-    batch: list[tuple[T, np.ndarray | ImageError]] = []
+    batch: list[tuple[T, np.ndarray | Reduced | ImageError]] = []
     pixels = 0
-    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels):
-        size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
+    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels, reduce_to=reduce_to):
+        decoded = image.pixels if isinstance(image, Reduced) else image
+        size = decoded.shape[0] * decoded.shape[1] if isinstance(decoded, np.ndarray) else 0
         if batch and pixels + size > max_pixels:
             yield batch
             batch, pixels = [], 0

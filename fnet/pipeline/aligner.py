@@ -9,6 +9,7 @@ import numpy as np
 
 from fnet.crops import align_face, pick_faces
 from fnet.face import Face
+from fnet.io.images import Reduced
 
 if TYPE_CHECKING:  # any detector of the registry will do
     from fnet.core.detectors import Detector
@@ -30,16 +31,34 @@ class AlignedFace:
 
 
 class Aligner:
-    """Photos -> aligned crops of the faces chosen by ``settings.pick``."""
+    """Photos -> aligned crops of the faces chosen by ``settings.pick``.
+
+    A photo may come Reduced (a large JPEG decoded at a fraction of its size, `decode_size`):
+    its faces are found on that, and cut from it when each is at least a crop's size across
+    there, else from the whole photo, decoded again; the faces returned are in the whole
+    photo's pixels either way.
+    """
 
     def __init__(self, detector: Detector, settings: AlignSettings = AlignSettings()):
         self.detector = detector
         self.settings = settings
 
-    def align(self, images: list[np.ndarray]) -> list[list[AlignedFace]]:
+    @property
+    def decode_size(self) -> int | None:
+        """How large photos need be decoded for detection (the detector's detect_size; None: whole)."""
+        return getattr(self.detector, "detect_size", None)
+
+    def align(self, images: list[np.ndarray | Reduced]) -> list[list[AlignedFace]]:
         s = self.settings
+        decoded = [image.pixels if isinstance(image, Reduced) else image for image in images]
         out = []
-        for image, faces in zip(images, self.detector.detect(images)):
-            chosen = pick_faces(faces, image.shape, s.pick)
-            out.append([AlignedFace(i, faces[i], align_face(image, faces[i], s.mode, s.size, s.margin)) for i in chosen])
+        for image, source, faces in zip(images, decoded, self.detector.detect(decoded)):
+            chosen = pick_faces(faces, source.shape, s.pick)
+            found = reported = [faces[i] for i in chosen]  # in the pixels cut from; in the photo's
+            if isinstance(image, Reduced):
+                reported = [face.rescaled(*image.scale, image.shape) for face in found]
+                if any(max(face.width, face.height) < s.size for face in found):  # too few pixels here
+                    source, found = image.whole(), reported
+            out.append([AlignedFace(i, face, align_face(source, cut, s.mode, s.size, s.margin))
+                        for i, cut, face in zip(chosen, found, reported)])
         return out

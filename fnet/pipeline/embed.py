@@ -25,7 +25,7 @@ import numpy as np
 from fnet.crops import centre_crop
 from fnet.errors import SettingsError
 from fnet.io.atomic import remove_leftovers
-from fnet.io.images import ImageError, name_problem, photo_batches
+from fnet.io.images import ImageError, Reduced, name_problem, photo_batches, whole_photo
 from fnet.io.lock import exclusive
 from fnet.io.store import Rows, check_can_extend, check_room, model_attrs, photo_stamp
 from fnet.io.stores import open_store, store_format
@@ -121,7 +121,7 @@ class Producer(Protocol):
 
 
 def crops_of(
-    aligner: Aligner | None, batch: list[tuple[Item, np.ndarray]], fallback_crop: float | None
+    aligner: Aligner | None, batch: list[tuple[Item, np.ndarray | Reduced]], fallback_crop: float | None
 ) -> Iterator[tuple[Item, list[tuple[np.ndarray, tuple]], str]]:
     """(item, its face crops with their boxes, failure) for decoded photos (or crops, without an aligner)."""
     if aligner is None:
@@ -131,7 +131,7 @@ def crops_of(
         if faces:  # one per photo, or every face when the aligner picks "all"
             yield item, [(f.crop, f.face.box) for f in faces], ""
         elif fallback_crop:
-            yield item, [(centre_crop(image, fallback_crop, aligner.settings.size), NO_BOX)], "fallback"
+            yield item, [(centre_crop(whole_photo(image), fallback_crop, aligner.settings.size), NO_BOX)], "fallback"
         else:
             yield item, [], "no_face"
 
@@ -176,7 +176,8 @@ class LocalProducer:
     def __call__(self, items: list[Item]) -> Iterator[Outcome]:
         pending: list = []
         per_batch = self.detect_batch if self.aligner else self.batch_size
-        for batch in photo_batches(items, per_batch, self.workers, lambda item: item.path):
+        reduce_to = self.aligner.decode_size if self.aligner else None  # crops are decoded whole
+        for batch in photo_batches(items, per_batch, self.workers, lambda item: item.path, reduce_to=reduce_to):
             for item, image in batch:
                 if isinstance(image, ImageError):
                     yield Outcome(item, failure="error", reason=image.reason)
