@@ -11,7 +11,7 @@ import pytest
 from conftest import DEEPFACE
 from PIL import Image
 
-from fnet.io.images import ImageError, Reduced, load_image, load_reduced, whole_photo
+from fnet.io.images import ImageError, Reduced, header_pixels, load_image, load_reduced, whole_photo
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +280,8 @@ def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
     assert np.abs(halved - reduced.pixels).mean() < 2.0  # the same picture, upright the same way
     assert load_reduced(path, 600).pixels.shape == (1008, 756, 3)  # 1/4: 1/8 would leave 504 px, under 600
     assert load_reduced(path, 500).pixels.shape == (504, 378, 3)
+    # the decode-ahead window counts what will be decoded, from the header alone
+    assert header_pixels(path) == 4032 * 3024 and header_pixels(path, 1024) == 2016 * 1512
     assert np.array_equal(reduced.whole(), whole) and whole_photo(reduced).shape == whole.shape
     # smaller than twice the side, or not a JPEG: decoded whole, as load_image does
     assert isinstance(load_reduced(path, 2100), np.ndarray)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import warnings
 from collections import deque
@@ -82,6 +83,13 @@ def load_reduced(path: str | os.PathLike, side: int, max_pixels: int = DEFAULT_M
     return _decode(Path(path), Path(path), read_head(path), max_pixels, side)
 
 
+def reduction(image: Image.Image, reduce_to: int | None) -> int:
+    """1, 2, 4 or 8: what load_reduced divides an opened (not yet decoded) photo's sides by."""
+    if not reduce_to or image.format != "JPEG":
+        return 1
+    return next((s for s in (8, 4, 2) if max(image.size) // s >= reduce_to), 1)
+
+
 def whole_photo(image: np.ndarray | Reduced) -> np.ndarray:
     return image.whole() if isinstance(image, Reduced) else image
 
@@ -102,9 +110,8 @@ def _decode(source, path: Path, head: bytes, max_pixels: int, reduce_to: int | N
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(path, f"too large: {width} x {height} pixels (limit {max_pixels:,}); resize it first")
-                if reduce_to and image.format == "JPEG" and max(width, height) >= 2 * reduce_to:
-                    factor = reduce_to / max(width, height)  # draft decodes at least this size
-                    image.draft(None, (max(1, int(width * factor)), max(1, int(height * factor))))
+                if (fraction := reduction(image, reduce_to)) > 1:
+                    image.draft(None, (width // fraction, height // fraction))  # libjpeg decodes at 1/fraction
                 image.load()
                 reduced = image.size != (width, height)
                 if reduced and image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):  # turned a quarter
@@ -214,7 +221,7 @@ def load_ahead(
                 item = next(source, _END)
                 if item is _END:
                     return
-                waiting.append((item, header_pixels(path_of(item)) if max_pixels else 0))
+                waiting.append((item, header_pixels(path_of(item), reduce_to) if max_pixels else 0))
             item, pixels = waiting[0]
             if pending and max_pixels and window + pixels > max_pixels:
                 return
@@ -239,16 +246,19 @@ def load_ahead(
 _END = object()
 
 
-def header_pixels(path: str | os.PathLike) -> int:
-    """Width x height from a file's header, without decoding it; 0 when unreadable (decoding will say why)."""
+def header_pixels(path: str | os.PathLike, reduce_to: int | None = None) -> int:
+    """Width x height from a file's header, as it will be decoded (load_reduced), without decoding it;
+    0 when unreadable (decoding will say why)."""
     try:
         with Image.open(path) as image:
-            return image.width * image.height
+            return math.ceil(image.width / reduction(image, reduce_to)) * math.ceil(image.height / reduction(image, reduce_to))
     except Exception:  # noqa: BLE001 (any failure here is reported by load_image, with its reason)
         return 0
 
 
-BATCH_PIXELS = 16_000_000  # pixels of decoded photos in one detector batch (a larger photo goes alone)
+# Pixels of decoded photos in one detector batch (a larger photo goes alone). The peak memory of a
+# run is its busiest batch's: 16 MP let it rise 20% from 1,000 to 20,000 photos (bench/memory.py).
+BATCH_PIXELS = 8_000_000
 
 
 def photo_batches(
