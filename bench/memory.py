@@ -6,7 +6,10 @@ writing included) on library trees of N photos (bench/photo_sets.py: 85% LFW 250
 of each child comes from the kernel (wait4's ru_maxrss). Goal: flat within 10% from the
 smallest to the largest tree, and under 2 GiB.
 
-    python bench/memory.py [--sizes 1000,5000,20000] [--commands align,embed]
+    python bench/memory.py [--sizes 1000,5000,20000] [--commands align,embed] [--pool]
+
+--pool adds a run over every large photo the trees draw from, once: a small tree holds only
+some of them, so its peak can miss the heaviest photo a larger tree has.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from photo_sets import describe, library_tree
+from photo_sets import describe, large_pool, library_tree
 
 from fnet.cli.process import find_tcmalloc
 
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--commands", default="align,embed")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--pool", action="store_true", help="also each large photo of the trees once (what a small tree may miss)")
     args = parser.parse_args()
     commands = {
         "align": lambda tree, out: [*FNET, "align", str(tree), "-o", str(out / "aligned"), "--device", args.device],
@@ -52,8 +56,10 @@ def main() -> None:
     print("| command | photos | seconds | photos/s | peak RSS | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     peaks: dict[str, list[float]] = {}
-    for size in (int(v) for v in args.sizes.split(",")):
-        tree = library_tree(size)
+    trees = [(f"{size:,}", size, library_tree(size)) for size in (int(v) for v in args.sizes.split(","))]
+    if args.pool:
+        trees.append(("the 180 large photos the trees draw from, once", 180, large_pool()))
+    for label_size, size, tree in trees:
         print(f"<!-- {tree}: {describe(tree)} -->", flush=True)
         for name in args.commands.split(","):
             out = Path(tempfile.mkdtemp(prefix="fnet-memory-"))
@@ -61,9 +67,10 @@ def main() -> None:
                 seconds, peak, code = run_measured(commands[name](tree, out))
             finally:
                 shutil.rmtree(out, ignore_errors=True)
-            peaks.setdefault(name, []).append(peak)
+            if tree != large_pool():
+                peaks.setdefault(name, []).append(peak)
             label = f"fnet {name}" + (" --align" if name == "embed" else "")
-            print(f"| `{label}` | {size:,} | {seconds:.0f} | {size / seconds:.1f} | {peak:.2f} GiB | {code} |", flush=True)
+            print(f"| `{label}` | {label_size} | {seconds:.0f} | {size / seconds:.1f} | {peak:.2f} GiB | {code} |", flush=True)
     for name, values in peaks.items():
         print(f"{name}: peak RSS from {values[0]:.2f} to {values[-1]:.2f} GiB ({values[-1] / values[0] - 1:+.1%}); largest {max(values):.2f} GiB")
 

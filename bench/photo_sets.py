@@ -107,6 +107,18 @@ def library_tree(count: int, small: float = 0.85, phone: float = 0.03) -> Path:
     return _build(f"library-{count}-{small}-{phone}", make)
 
 
+def large_pool() -> Path:
+    """Every photo library_tree draws besides LFW's, once: the 150 mixed and 30 phone photos. A small
+    tree holds only some of them, so its peak memory can miss the heaviest photo a larger one has."""
+
+    def make(folder: Path) -> None:
+        for kind, pool in (("mixed", mixed_set(150)), ("phone", phone_set(30))):
+            for source in sorted(pool.glob("*.jpg")):
+                _link_or_copy(source, folder / f"{kind}-{source.name}")
+
+    return _build("large-pool", make)
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
