@@ -15,6 +15,14 @@ LFW = SHARED_DATA / "lfw" / "lfw-deepfunneled"
 DEEPFACE = SHARED_DATA / "deepface-unit"
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def lfw_face(person: str, number: int, crop: int = 120) -> np.ndarray:
     """A real face crop: the centre of a deep-funneled (roughly aligned) 250 x 250 LFW photo."""
     path = LFW / person / f"{person}_{number:04d}.jpg"

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import LFW, SHARED_DATA
+from conftest import LFW, SHARED_DATA, iou
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -226,10 +226,6 @@ def test_large_jpegs_are_cut_from_a_reduced_decode_unless_a_face_is_too_small_th
             assert np.array_equal(got.crop, align_face(whole, got.face, "crop", 160, 32))
     assert wholes == ["far"]
 
-
-def iou(a, b) -> float:
-    wide, high = max(0.0, min(a[2], b[2]) - max(a[0], b[0])), max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return wide * high / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - wide * high)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, iou
 from PIL import Image
 
 import fnet
@@ -17,13 +17,6 @@ from fnet.core.resize import area_resize
 from fnet.crops import crop_face
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_reference.json").read_text())["images"]
-
-
-def iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @pytest.fixture(scope="module")

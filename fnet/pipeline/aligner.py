@@ -9,7 +9,7 @@ import numpy as np
 
 from fnet.crops import align_face, pick_faces
 from fnet.face import Face
-from fnet.io.images import Reduced
+from fnet.io.images import Reduced, decoded_pixels
 
 if TYPE_CHECKING:  # any detector of the registry will do
     from fnet.core.detectors import Detector
@@ -50,7 +50,7 @@ class Aligner:
 
     def align(self, images: list[np.ndarray | Reduced]) -> list[list[AlignedFace]]:
         s = self.settings
-        decoded = [image.pixels if isinstance(image, Reduced) else image for image in images]
+        decoded = [decoded_pixels(image) for image in images]
         out = []
         for image, source, faces in zip(images, decoded, self.detector.detect(decoded)):
             chosen = pick_faces(faces, source.shape, s.pick)
