@@ -1,3 +1,3 @@
-from fnet.cli import main
+from fnet.cli import run
 
-main()
+run()

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import LFW, SHARED_DATA, iou
 from PIL import Image
 from typer.testing import CliRunner
@@ -251,3 +252,41 @@ def test_real_large_jpegs_give_the_same_faces_decoded_reduced(detector, model):
     # measured: IoU min 0.71 (img54.jpg: a 120 px face at the photo's edge, 50 px where it is searched), median 0.98
     assert min(overlaps) >= 0.65 and np.median(overlaps) >= 0.93, (min(overlaps), np.median(overlaps))
     assert max(distances) < 0.3 and np.median(distances) < 0.05, (max(distances), np.median(distances))  # max 0.22 measured
+
+
+class _OnAnotherDevice:
+    """The real detector, saying it computes elsewhere than the CPU (as on a GPU)."""
+
+    def __init__(self, detector):
+        self.detector, self.detect_size = detector, detector.detect_size
+        self.device = torch.device("meta")
+
+    def detect(self, images):
+        return self.detector.detect(images)
+
+
+def test_crops_are_written_in_turn_on_a_cpu_and_on_a_thread_beside_a_gpu(photo_tree, tmp_path, detector, monkeypatch):
+    """Both ways give the same crops and manifest; only a detector off the CPU gets a writer thread."""
+    import threading
+
+    import fnet.pipeline.align as stage
+
+    writers = {}
+    encode = stage.encode_png
+
+    def encode_png(array):
+        writers.setdefault(threading.current_thread().name.split("_")[0], 0)
+        writers[threading.current_thread().name.split("_")[0]] += 1
+        return encode(array)
+
+    monkeypatch.setattr(stage, "encode_png", encode_png)
+    results = {}
+    for name, aligner in (("cpu", Aligner(detector)), ("gpu", Aligner(_OnAnotherDevice(detector)))):
+        assert aligner.on_cpu == (name == "cpu")
+        writers.clear()
+        out = tmp_path / name
+        align_tree(photo_tree, out, aligner)
+        assert writers == ({"MainThread": 9} if name == "cpu" else {"fnet-crops": 9})
+        results[name] = (sorted(by_source(out / MANIFEST).items()),
+                         {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")})
+    assert results["cpu"] == results["gpu"]

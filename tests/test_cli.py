@@ -28,6 +28,19 @@ def test_python_dash_m_works():
     assert result.returncode == 0 and fnet.__version__ in result.stdout
 
 
+def test_the_console_script_exits_with_its_code_its_output_whole_and_atexit_handlers_run(tmp_path):
+    """run() leaves by os._exit (no interpreter teardown): the exit code, every byte of output and
+    the atexit handlers must survive that."""
+    script = "import atexit; atexit.register(lambda: print('atexit ran')); from fnet.cli import run; run()"
+    listed = subprocess.run([sys.executable, "-c", script, "models", "--json"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0
+    models, tail = listed.stdout.rsplit("\n", 2)[0], listed.stdout.rsplit("\n", 2)[1]
+    assert json.loads(models)[0]["name"] and tail == "atexit ran"
+    missing = subprocess.run([sys.executable, "-c", script, "align", str(tmp_path / "nope"), "-o", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "nope" in missing.stderr and missing.stdout == "atexit ran\n"
+
+
 def test_models_lists_the_default_as_json():
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 0
@@ -165,11 +178,12 @@ def cli_then(report: str, *args: str, variable: str, given: str | None = None) -
     return lines[-1]
 
 
-def test_the_command_line_lets_openmp_threads_sleep_unless_told_otherwise():
-    """OMP_WAIT_POLICY=PASSIVE by default (docs/speed.md: faster beside busy processes); a user's own value stays."""
-    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
-        policy = cli_then("print(os.environ['OMP_WAIT_POLICY'])", "models", "--help", variable="OMP_WAIT_POLICY", given=given)
-        assert policy == expected
+def test_the_command_line_lets_openmp_threads_spin_briefly_then_sleep_unless_told_otherwise():
+    """PASSIVE with libgomp's spin count at 30,000 (docs/speed.md: fast idle and beside busy processes);
+    a user's own OMP_WAIT_POLICY stays, and no spin count overrides it."""
+    report = "print(os.environ['OMP_WAIT_POLICY'], os.environ.get('GOMP_SPINCOUNT'))"
+    for given, expected in ((None, "PASSIVE 30000"), ("ACTIVE", "ACTIVE None"), ("PASSIVE", "PASSIVE None")):
+        assert cli_then(report, "models", "--help", variable="OMP_WAIT_POLICY", given=given) == expected
 
 
 ARENAS = """

@@ -287,3 +287,32 @@ def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
     assert isinstance(load_reduced(path, 2100), np.ndarray)
     png = save(source.resize((2400, 1800)), tmp_path / "big.png", "PNG")
     assert np.array_equal(load_reduced(png, 1024), load_image(png))
+
+
+def test_small_photos_can_be_decoded_in_turn_on_the_consumers_thread(tmp_path, photo):
+    """in_turn_below: photos under that many pixels decode when taken, on the consumer's thread; larger ones ahead."""
+    import threading
+
+    from fnet.io.images import load_ahead
+
+    photo.resize((400, 400)).save(tmp_path / "big.png")
+    photo.resize((100, 100)).save(tmp_path / "small.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    decoded_on = {}
+
+    def path_of(number: int):
+        name = "broken.jpg" if number == 5 else "big.png" if number % 3 == 0 else "small.png"
+        if threading.current_thread() is not threading.main_thread() or number in decoded_on:  # the second call decodes
+            decoded_on[number] = threading.current_thread().name
+        else:
+            decoded_on[number] = None  # the header's look, on the consumer's thread
+        return tmp_path / name
+
+    taken = [(number, image) for number, image in load_ahead(range(12), 2, path_of, ahead=4, max_pixels=10**7, in_turn_below=200 * 200)]
+    assert [number for number, _ in taken] == list(range(12))
+    for number, image in taken:
+        if number == 5:
+            assert isinstance(image, ImageError)  # a broken file is reported in its place, as ever
+        else:
+            assert image.shape == ((400, 400, 3) if number % 3 == 0 else (100, 100, 3))
+            assert (decoded_on[number] == "MainThread") == (number % 3 != 0), (number, decoded_on[number])

@@ -15,6 +15,7 @@ from pathlib import Path
 MALLOC = "FNET_MALLOC"  # "system" keeps glibc's allocator
 _PRELOADED = "FNET_TCMALLOC_PRELOADED"  # set in the re-run: the path preloaded
 TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")  # Debian/Ubuntu: libtcmalloc-minimal4
+SPIN_COUNT = "30000"  # libgomp's GOMP_SPINCOUNT: about 0.3 ms (its own default, 3 ms; PASSIVE alone, 0)
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 KERNEL_CACHE = "64"  # oneDNN kernels kept by commands that stream photos
 # Commands that run long over many photos, or serve: worth the 0.1-0.15 s of starting twice (tcmalloc)
@@ -25,12 +26,25 @@ def prepare(argv: list[str]) -> None:
     """Everything below, in order: the allocator first (it may re-run the process)."""
     if LONG_RUNNING & set(argv) and not {"-h", "--help", "--version"} & set(argv):
         use_tcmalloc()
-    # OpenMP's threads sleep rather than spin while they wait (read once, when torch loads):
-    # beside other busy processes a whole `fnet embed --align` ran 1.2-1.7x as fast, idle 0-10%
-    # slower (bench/threads.py). OMP_WAIT_POLICY=ACTIVE brings spinning back.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    wait_briefly()
     cap_malloc_arenas()
     bound_kernel_cache(argv)
+
+
+def wait_briefly() -> None:
+    """OpenMP's idle threads spin about 0.3 ms for the next parallel region, then sleep.
+
+    Spinning for good (OMP_WAIT_POLICY=ACTIVE) fights other busy processes for the cores: a
+    whole `fnet embed --align` beside two of them ran 1.2-1.7x as fast with PASSIVE (sleep at
+    once). But sleeping at once makes MTCNN, hundreds of small operations per batch, wait for a
+    thread to wake at each: the detector took 8.2 s instead of 4.9 over 1,000 LFW photos. A
+    brief spin keeps both (bench/threads.py, docs/speed.md). GOMP_SPINCOUNT is libgomp's (torch's
+    OpenMP on Linux; about 100,000 per ms); other runtimes get PASSIVE. Read once, when torch
+    loads; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT stays as it is.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def find_tcmalloc() -> Path | None:

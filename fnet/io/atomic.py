@@ -27,6 +27,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         raise
 
 
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """atomic_path for bytes already in hand: one file opened (mkstemp's), written, renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(fd, 0o644)  # as atomic_path: outputs are meant to be shared
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def remove_leftovers(directory: str | os.PathLike, suffix: str = ".tmp") -> int:
     """Delete the temporaries of atomic_path that a killed process (kill -9, power loss) left
     under directory (none when it does not exist yet); returns how many. Only for a

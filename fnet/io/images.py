@@ -201,6 +201,7 @@ def load_ahead(
     ahead: int = 16,
     max_pixels: int | None = None,
     reduce_to: int | None = None,
+    in_turn_below: int = 0,
 ) -> Iterator[tuple[T, np.ndarray | Reduced | ImageError]]:
     """(item, image or its ImageError) in order, decoded on a thread pool (Pillow releases the GIL).
 
@@ -208,6 +209,8 @@ def load_ahead(
     headers; one photo always), are decoded or decoding before the consumer takes them:
     memory stays bounded however many items there are, however large, however slow the consumer.
     reduce_to: large JPEGs come Reduced to about that size (load_reduced).
+    in_turn_below (with max_pixels): photos of fewer pixels are decoded on the consumer's
+    thread when it takes them, not ahead (SMALL_PHOTO says when that is faster).
     """
 
     def load(item: T) -> tuple[T, np.ndarray | Reduced | ImageError]:
@@ -233,7 +236,7 @@ def load_ahead(
             if pending and max_pixels and window + pixels > max_pixels:
                 return
             waiting.clear()
-            pending.append((pool.submit(load, item), pixels))
+            pending.append((pool.submit(load, item) if pixels >= in_turn_below else _InTurn(load, item), pixels))
             window += pixels
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -253,6 +256,19 @@ def load_ahead(
 _END = object()
 
 
+class _InTurn:
+    """A decode left for the consumer's thread, in the place of a Future (result, cancel)."""
+
+    def __init__(self, load: Callable, item) -> None:
+        self.load, self.item = load, item
+
+    def result(self):
+        return self.load(self.item)
+
+    def cancel(self) -> bool:
+        return True
+
+
 def header_pixels(path: str | os.PathLike, reduce_to: int | None = None) -> int:
     """Width x height from a file's header, as it will be decoded (load_reduced), without decoding it;
     0 when unreadable (decoding will say why)."""
@@ -263,6 +279,12 @@ def header_pixels(path: str | os.PathLike, reduce_to: int | None = None) -> int:
     except Exception:  # noqa: BLE001 (any failure here is reported by load_image, with its reason)
         return 0
 
+
+# On a CPU the detector's threads already fill every core: handing a photo under 1 MP to a
+# decoding thread cost more than decoding it in turn (1,000 LFW photos, `fnet align`: 7.1 s
+# ahead, 6.5 in turn), while larger ones are still worth decoding ahead (150 mixed photos:
+# 9.4 s ahead, 10.1 in turn).
+SMALL_PHOTO = 1_000_000
 
 # Pixels of decoded photos in one detector batch (a larger photo goes alone). The peak memory of a
 # run is its busiest batch's: 16 MP let it rise 20% from 1,000 to 20,000 photos (bench/memory.py).
@@ -276,16 +298,19 @@ def photo_batches(
     path_of: Callable[[T], str | os.PathLike] = lambda item: item,
     max_pixels: int = BATCH_PIXELS,
     reduce_to: int | None = None,
+    for_cpu: bool = False,
 ) -> Iterator[list[tuple[T, np.ndarray | Reduced | ImageError]]]:
     """Batches of (item, image or its ImageError), in order, decoded at most one batch ahead.
 
     A batch holds at most batch_size photos and max_pixels pixels: eight 250 px photos go
     together, 12 MP photos one or two at a time, so memory follows the pixels, not the count.
     reduce_to: large JPEGs come Reduced to about that size (load_reduced).
+    for_cpu: the batches go to a detector on the CPU; small photos are then decoded in turn (SMALL_PHOTO).
     """
     batch: list[tuple[T, np.ndarray | Reduced | ImageError]] = []
     pixels = 0
-    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels, reduce_to=reduce_to):
+    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels, reduce_to=reduce_to,
+                                  in_turn_below=SMALL_PHOTO if for_cpu else 0):
         size = 0 if isinstance(image, ImageError) else math.prod(decoded_pixels(image).shape[:2])
         if batch and pixels + size > max_pixels:
             yield batch

@@ -48,6 +48,12 @@ class Aligner:
         """How large photos need be decoded for detection (the detector's detect_size; None: whole)."""
         return getattr(self.detector, "detect_size", None)
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether detection runs on the CPU (a detector without a `device` is taken to)."""
+        device = getattr(self.detector, "device", None)
+        return device is None or getattr(device, "type", device) == "cpu"
+
     def align(self, images: list[np.ndarray | Reduced]) -> list[list[AlignedFace]]:
         s = self.settings
         decoded = [decoded_pixels(image) for image in images]
