@@ -44,9 +44,13 @@ SETS = {
     "phone": ("12 MP phone photos, EXIF-rotated", lambda: phone_set(30)),
 }
 
+# The kernel's process is set up as the command line's is (fnet.cli.process: tcmalloc, OpenMP's
+# wait, heaps, kernel cache), so the two differ only by what the command adds.
 KERNEL = r"""
 import json, sys, time
 from pathlib import Path
+from fnet.cli.process import prepare
+prepare(["align"])
 import fnet
 from fnet.io.tree import find_images
 images = [fnet.load_image(p) for p in find_images(Path(sys.argv[1]))]
@@ -58,10 +62,8 @@ print(json.dumps({"photos": len(images), "faces": faces, "kernel_seconds": time.
 """
 
 
-# The kernel runs under the allocator the fnet command line picks (tcmalloc where the system has it), so
-# the two differ only by what the command adds; the peers run as their users run them (glibc's malloc).
-TCMALLOC = find_tcmalloc()
-KERNEL_ENV = os.environ | {"LD_PRELOAD": str(TCMALLOC)} if TCMALLOC and os.environ.get("FNET_MALLOC") != "system" else None
+# The peers run as their users run them (glibc's malloc, OpenMP's defaults).
+TCMALLOC = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
 
 
 def run(command: list[str], env: dict | None = None) -> dict:
@@ -104,7 +106,7 @@ def main() -> None:
     from fnet.core.device import cpu_has_amx
 
     amx = "AMX: precision auto is bf16" if cpu_has_amx() else "no AMX: precision auto is fp32"
-    allocator = f"fnet under tcmalloc ({TCMALLOC})" if KERNEL_ENV else "fnet under glibc's malloc"
+    allocator = f"fnet under tcmalloc ({TCMALLOC})" if TCMALLOC else "fnet under glibc's malloc"
     print(f"{os.cpu_count()} CPUs ({amx}); {allocator}; every figure a whole process, photos/s = photos / wall seconds\n")
     for key in args.sets.split(","):
         title, build = SETS[key]
@@ -119,7 +121,7 @@ def main() -> None:
                 results["facenet-pytorch (MTCNN + InceptionResnetV1)"] = run([sys.executable, str(HERE / "peers/facenet_pytorch_peer.py"), str(folder)])
             if "face_recognition" in tools:
                 results["face_recognition (HOG + dlib ResNet)"] = run([sys.executable, str(HERE / "peers/face_recognition_peer.py"), str(folder)])
-            kernel = run([sys.executable, "-c", KERNEL, str(folder)], env=KERNEL_ENV) if "fnet" in tools else None
+            kernel = run([sys.executable, "-c", KERNEL, str(folder)]) if "fnet" in tools else None
         finally:
             shutil.rmtree(work, ignore_errors=True)
         photos = len([p for p in folder.rglob("*.jpg")])

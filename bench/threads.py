@@ -3,9 +3,11 @@
 Each setting runs in a fresh child process; the background load is N busy Python processes
 started before and stopped after. Two measurements:
 - the embed kernel: the same real LFW crops embedded for a fixed time (faces/s);
-- a whole command: `fnet embed PHOTOS --align` over 300 LFW photos (photos/s, wall clock).
+- whole commands: `fnet embed PHOTOS --align` and `fnet align` over 300 LFW photos (photos/s,
+  wall clock).
 The settings are the thread count (FNET_THREADS) and OpenMP's wait policy (ACTIVE spins at
-barriers, PASSIVE sleeps): spinning threads fight the other processes for the cores.
+barriers, PASSIVE sleeps, libgomp's GOMP_SPINCOUNT spins that long first): spinning threads
+fight the other processes for the cores, sleeping ones take a while to wake.
 
     python bench/threads.py [--seconds 8] [--hogs 2] [--photos 300]
 """
@@ -61,11 +63,11 @@ def kernel(seconds: float, hogs: int, env: dict) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def whole_command(photos: Path, hogs: int, env: dict) -> float:
-    """photos/s of `fnet embed --align`, wall clock, start-up included."""
+def whole_command(photos: Path, hogs: int, env: dict, stage: str) -> float:
+    """photos/s of `fnet embed --align` or `fnet align`, wall clock, start-up included."""
     with tempfile.TemporaryDirectory() as work:
-        command = [sys.executable, "-m", "fnet", "embed", str(photos), "-o", f"{work}/f.h5", "--align", "--device", "cpu"]
-        _, seconds = beside_busy_processes(hogs, command, env)
+        output = ["embed", str(photos), "-o", f"{work}/f.h5", "--align"] if stage == "embed" else ["align", str(photos), "-o", f"{work}/crops"]
+        _, seconds = beside_busy_processes(hogs, [sys.executable, "-m", "fnet", *output, "--device", "cpu"], env)
     return sum(1 for _ in photos.rglob("*.jpg")) / seconds
 
 
@@ -75,24 +77,27 @@ def main() -> None:
     parser.add_argument("--hogs", type=int, default=2, help="busy processes beside the measured one")
     parser.add_argument("--photos", type=int, default=300, help="LFW photos for the whole-command measurement")
     args = parser.parse_args()
-    # explicit wait policies: the command line sets PASSIVE when unset, the kernel child would not
+    # Explicit wait policies: the kernel child does not go through the command line, which sets
+    # PASSIVE with GOMP_SPINCOUNT=30000 when OMP_WAIT_POLICY is unset (fnet.cli.process).
     settings = {
         "spinning (OMP_WAIT_POLICY=ACTIVE)": {"OMP_WAIT_POLICY": "ACTIVE"},
-        "1 thread, spinning": {"FNET_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"},
-        "fnet default (PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
-        "1 thread, PASSIVE": {"FNET_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
+        "libgomp's default (3 ms spin, GOMP_SPINCOUNT=300000)": {"GOMP_SPINCOUNT": "300000"},
+        "sleep at once (OMP_WAIT_POLICY=PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
+        "fnet's default (PASSIVE, 0.3 ms spin: GOMP_SPINCOUNT=30000)": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"},
+        "1 thread, fnet's default": {"FNET_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"},
     }
     photos = lfw_set(args.photos)
     print(f"{os.cpu_count()} CPUs; kernel: 32 real LFW crops per batch for {args.seconds:g} s; "
-          f"whole command: `fnet embed --align` over {args.photos} LFW photos, wall clock\n")
-    print(f"| setting | threads | kernel idle, faces/s | kernel beside {args.hogs} busy, faces/s "
-          f"| command idle, photos/s | command beside {args.hogs} busy, photos/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+          f"whole commands: `fnet embed --align` and `fnet align` over {args.photos} LFW photos, wall clock; "
+          f"idle / beside {args.hogs} busy processes\n")
+    print("| setting | threads | embed kernel, faces/s | `fnet embed --align`, photos/s | `fnet align`, photos/s |")
+    print("| --- | --- | --- | --- | --- |")
     for name, env in settings.items():
         idle, busy = kernel(args.seconds, 0, env), kernel(args.seconds, args.hogs, env)
-        command_idle, command_busy = whole_command(photos, 0, env), whole_command(photos, args.hogs, env)
-        print(f"| {name} | {idle['threads']} | {idle['faces_per_s']:.1f} | {busy['faces_per_s']:.1f} "
-              f"| {command_idle:.1f} | {command_busy:.1f} |", flush=True)
+        embed = [whole_command(photos, hogs, env, "embed") for hogs in (0, args.hogs)]
+        align = [whole_command(photos, hogs, env, "align") for hogs in (0, args.hogs)]
+        print(f"| {name} | {idle['threads']} | {idle['faces_per_s']:.1f} / {busy['faces_per_s']:.1f} "
+              f"| {embed[0]:.1f} / {embed[1]:.1f} | {align[0]:.1f} / {align[1]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

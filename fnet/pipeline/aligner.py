@@ -52,7 +52,7 @@ class Aligner:
     def on_cpu(self) -> bool:
         """Whether detection runs on the CPU (a detector without a `device` is taken to)."""
         device = getattr(self.detector, "device", None)
-        return device is None or getattr(device, "type", device) == "cpu"
+        return device is None or str(device).split(":")[0] == "cpu"  # a torch.device or its name
 
     def align(self, images: list[np.ndarray | Reduced]) -> list[list[AlignedFace]]:
         s = self.settings
