@@ -47,6 +47,9 @@ def wait_briefly() -> None:
         os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
+_ran_under_tcmalloc = False
+
+
 def find_tcmalloc() -> Path | None:
     """tcmalloc's shared library where the system's package manager (or conda) puts it, or None."""
     if not sys.platform.startswith("linux"):
@@ -67,10 +70,14 @@ def use_tcmalloc() -> None:
     quick `fnet verify` would pay 0.1-0.15 s for nothing); not when $LD_PRELOAD is already set
     or $FNET_MALLOC=system.
     """
+    global _ran_under_tcmalloc
     preloaded = os.environ.pop(_PRELOADED, None)
     if preloaded is not None:  # the re-run: children (Ray, worker processes) start as they would
         if os.environ.get("LD_PRELOAD") == preloaded:
             del os.environ["LD_PRELOAD"]
+        _ran_under_tcmalloc = True  # a second call in this process must not run it once more
+        return
+    if _ran_under_tcmalloc:
         return
     if os.environ.get(MALLOC, "tcmalloc") != "tcmalloc" or os.environ.get("LD_PRELOAD"):
         return
