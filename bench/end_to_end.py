@@ -66,10 +66,10 @@ print(json.dumps({"photos": len(images), "faces": faces, "kernel_seconds": time.
 TCMALLOC = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
 
 
-def run(command: list[str], env: dict | None = None) -> dict:
+def run(command: list[str]) -> dict:
     """Seconds, peak RSS (GiB) and the JSON the command printed (fnet --json and the peers print only that)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start

@@ -11,6 +11,7 @@ from PIL import Image
 
 from fnet.io.atomic import write_atomic
 from fnet.io.png import encode_png
+from fnet.pipeline.align import write_png
 
 
 def decoded(data: bytes) -> np.ndarray:
@@ -52,3 +53,17 @@ def test_write_atomic_leaves_the_file_readable_and_nothing_else(tmp_path):
     with pytest.raises(TypeError):
         write_atomic(path, "not bytes")  # the write fails: the old file stays, no temporary is left
     assert path.read_bytes() == b"second" and [p.name for p in path.parent.iterdir()] == ["crop.png"]
+
+
+def test_crops_are_written_whole_readable_and_nothing_else(tmp_path):
+    """write_png (fnet align's crop writer): atomic, 0644, no temporary left, also when encoding fails."""
+    face = lfw_face("Tony_Blair", 1, crop=160)
+    path = tmp_path / "new" / "folder" / "crop.png"
+    write_png(face[::-1], path)
+    write_png(face, path)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), face)
+    assert (path.stat().st_mode & 0o777) == 0o644 and [p.name for p in path.parent.iterdir()] == ["crop.png"]
+    with pytest.raises(ValueError):
+        write_png(face.astype(np.float32), path)  # the write fails: the old crop stays, no temporary is left
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), face)
+    assert [p.name for p in path.parent.iterdir()] == ["crop.png"]

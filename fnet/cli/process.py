@@ -14,6 +14,7 @@ from pathlib import Path
 
 MALLOC = "FNET_MALLOC"  # "system" keeps glibc's allocator
 _PRELOADED = "FNET_TCMALLOC_PRELOADED"  # set in the re-run: the path preloaded
+_ran_under_tcmalloc = False  # this process is that re-run (the variable above is gone by then)
 TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")  # Debian/Ubuntu: libtcmalloc-minimal4
 SPIN_COUNT = "30000"  # libgomp's GOMP_SPINCOUNT: about 0.3 ms (its own default, 3 ms; PASSIVE alone, 0)
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -45,9 +46,6 @@ def wait_briefly() -> None:
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
-
-
-_ran_under_tcmalloc = False
 
 
 def find_tcmalloc() -> Path | None:
