@@ -8,10 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import DEEPFACE
+from conftest import DEEPFACE, LFW
 from PIL import Image
 
-from fnet.io.images import ImageError, Reduced, header_pixels, load_image, load_reduced, whole_photo
+from fnet.io.images import ImageError, Reduced, decode_jpeg, header_pixels, load_image, load_reduced, whole_photo
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +287,62 @@ def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
     assert isinstance(load_reduced(path, 2100), np.ndarray)
     png = save(source.resize((2400, 1800)), tmp_path / "big.png", "PNG")
     assert np.array_equal(load_reduced(png, 1024), load_image(png))
+
+
+def pillow_reference(path, reduce_to=None) -> np.ndarray:
+    """What Pillow alone makes of a JPEG: decoded at load_reduced's fraction, turned upright."""
+    from PIL import ImageOps
+
+    from fnet.io.images import reduction
+
+    with Image.open(path) as image:
+        fraction = reduction(image, reduce_to)
+        if fraction > 1:
+            image.draft(None, (image.width // fraction, image.height // fraction))
+        return np.asarray(ImageOps.exif_transpose(image.convert("RGB")))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpegs_decode_to_pillows_very_pixels_at_every_scale_and_orientation(tmp_path, orientation):
+    """The libjpeg-turbo path (decode_jpeg + upright) against Pillow's own decode: identical
+    arrays, whole and reduced, for each of the eight EXIF orientations; a real LFW photo too."""
+    source = Image.open(DEEPFACE / "img1.jpg").convert("RGB").resize((1601, 1203))  # odd sides: rounding of 1/2, 1/4, 1/8
+    exif = source.getexif()
+    exif[0x0112] = orientation
+    path = save(source, tmp_path / f"o{orientation}.jpg", "JPEG", exif=exif.tobytes(), quality=90)
+    with Image.open(path) as image:
+        assert decode_jpeg(image) is not None  # this photo takes the fast path, not Pillow's
+    for reduce_to in (None, 700, 300, 150):
+        ours = load_reduced(path, reduce_to) if reduce_to else load_image(path)
+        pixels = ours.pixels if isinstance(ours, Reduced) else ours
+        reference = pillow_reference(path, reduce_to)
+        assert pixels.flags.c_contiguous and pixels.dtype == np.uint8
+        assert pixels.shape == reference.shape and np.array_equal(pixels, reference), (orientation, reduce_to)
+        if isinstance(ours, Reduced):
+            assert ours.shape[:2] == load_image(path).shape[:2]
+    lfw = next(LFW.glob("*/*.jpg"))
+    assert np.array_equal(load_image(lfw), pillow_reference(lfw))
+
+
+def test_a_multi_picture_jpeg_decodes_to_its_main_photo(tmp_path):
+    """MPO, as phones write a photo with its depth map or preview: the first photo, on the fast path."""
+    source = Image.open(DEEPFACE / "img1.jpg").convert("RGB").resize((1200, 900))
+    path = tmp_path / "phone.jpg"
+    source.save(path, "MPO", save_all=True, append_images=[source.rotate(90)], quality=90)
+    with Image.open(path) as image:
+        assert image.format == "MPO" and decode_jpeg(image) is not None
+    assert np.array_equal(load_image(path), pillow_reference(path))
+    assert load_reduced(path, 400).pixels.shape == (450, 600, 3)
+
+
+def test_photos_that_are_not_rgb_jpegs_are_left_to_pillow(tmp_path, photo):
+    """Grey and CMYK JPEGs and other formats: decode_jpeg declines, Pillow decodes them (as before)."""
+    for name, image, fmt in [("grey.jpg", photo.convert("L"), "JPEG"), ("cmyk.jpg", photo.convert("CMYK"), "JPEG"),
+                             ("a.png", photo, "PNG")]:
+        path = save(image, tmp_path / name, fmt)
+        with Image.open(path) as opened:
+            assert decode_jpeg(opened) is None
+        assert load_image(path).shape == (photo.height, photo.width, 3)
 
 
 def test_small_photos_can_be_decoded_in_turn_on_the_consumers_thread(tmp_path, photo):

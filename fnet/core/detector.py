@@ -39,7 +39,11 @@ class DetectorSettings:
     # of busy photos brings 1,000+; at 4,096 a pass held ~200 MB of activations, and the run's peak
     # memory was its busiest batch's. 256: the same speed, 0.56 instead of 0.60 GiB on 150 photos.
     max_candidates: int = 256
-    pnet_pixels: int = 2_000_000  # photos per P-Net pass: as many as fit in this many pixels (at least one)
+    # Photos per P-Net pass: as many same-size photos as fit in this many pixels (at least one).
+    # A pass holds its photos' pyramid as floats and P-Net's activations: with 2 MP, two phone
+    # photos (each shrunk to 1024 px) went together, as fast as one at a time, and the 180 large
+    # photos of bench/memory.py peaked at 0.58-0.60 GiB instead of 0.51-0.52.
+    pnet_pixels: int = 1_000_000
     # Photos longer than this are detected on a downscaled copy (boxes mapped back); faces
     # under min_face_size / scale are then missed. None: full resolution, as the reference.
     max_side: int | None = DETECT_SIZE
@@ -179,8 +183,10 @@ class FaceDetector:
         """One list of faces per image, left to right; an image without faces gives []."""
         if not len(images):
             return []
-        scaled = [downscaled(image, self.settings.max_side) for image in images]
-        tensors = [self._pixels(image) for image, _, _ in scaled]
+        tensors, scales = [], []
+        for image in images:  # one photo at a time: a batch never holds its shrunk copies twice
+            small, sx, sy = downscaled(image, self.settings.max_side)
+            tensors.append(self._pixels(small)), scales.append((sx, sy))
         boxes, scores, ids = self._propose(tensors)
         boxes, scores, ids, _ = self._refine(tensors, boxes, ids, stage=self.rnet, size=24, threshold=self.settings.thresholds[1])
         keep = suppress(boxes, scores, ids, self.settings.nms_rnet)
@@ -190,7 +196,7 @@ class FaceDetector:
         faces = self._faces(len(images), tensors, boxes[keep], scores[keep], ids[keep], landmarks[keep])
         return [
             found if sx == sy == 1.0 else [face.rescaled(sx, sy, image.shape) for face in found]
-            for found, (_, sx, sy), image in zip(faces, scaled, images)
+            for found, (sx, sy), image in zip(faces, scales, images)
         ]
 
     def _pixels(self, image: np.ndarray) -> torch.Tensor:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from fnet.io.images import ImageError, name_problem, photo_batches, whole_photo
 from fnet.io.lock import exclusive
 from fnet.io.manifest import MANIFEST, Manifest
 from fnet.io.png import encode_png
-from fnet.io.tree import find_images
+from fnet.io.tree import find_image_rels
 from fnet.pipeline.aligner import Aligner, AlignSettings
 
 
@@ -40,26 +40,31 @@ class AlignReport:
         return bool(self.no_face or self.errors or self.failed_before)
 
 
-def crop_stems(paths: list[Path], root: Path) -> dict[Path, Path]:
-    """The output name of each photo's crops, before '.png' or '_faceN.png': relative path, suffix dropped.
+def crop_stems(rels: Iterable[str]) -> dict[str, str]:
+    """The photos whose crops cannot be named by their relative path without its suffix
+    ('person/img.jpg' -> 'person/img', then '.png' or '_faceN.png'), with the stem each gets instead.
 
     Photos of one folder whose names differ only by suffix or case (photo.jpg, photo.png,
     Photo.JPEG) keep their whole name (photo.jpg.png, ...), so that no crop overwrites another
-    on any file system, case-insensitive ones included.
+    on any file system, case-insensitive ones included. Only those are listed (crop_stem names
+    the rest): a run keeps nothing more for every photo of a library.
     """
-    stems: dict[tuple[Path, str], list[Path]] = {}
-    for path in paths:
-        rel = path.relative_to(root)
-        stems.setdefault((rel.parent, rel.stem.casefold()), []).append(rel)
-    names = {}
-    for group in stems.values():
-        for number, rel in enumerate(group):
-            if len(group) == 1:
-                names[root / rel] = rel.with_suffix("")
-            else:  # the whole name; photos whose names differ only by case get a number too
-                twins = sum(other.name.casefold() == rel.name.casefold() for other in group[:number])
-                names[root / rel] = rel.with_name(rel.name + (f"~{twins}" if twins else ""))
-    return names
+    groups: dict[tuple[str, str], list[str]] = {}
+    for rel in rels:
+        path = PurePosixPath(rel)
+        groups.setdefault((str(path.parent), path.stem.casefold()), []).append(rel)
+    renamed = {}
+    for group in (group for group in groups.values() if len(group) > 1):
+        for number, rel in enumerate(group):  # the whole name; photos whose names differ only by case get a number too
+            name = PurePosixPath(rel).name
+            twins = sum(PurePosixPath(other).name.casefold() == name.casefold() for other in group[:number])
+            renamed[rel] = rel + (f"~{twins}" if twins else "")
+    return renamed
+
+
+def crop_stem(rel: str, renamed: dict[str, str]) -> str:
+    """A photo's crop stem: as crop_stems renamed it, else its relative path without the suffix."""
+    return renamed.get(rel) or str(PurePosixPath(rel).with_suffix(""))
 
 
 CUT = "alignment.json"  # how an aligned folder's crops were cut: mode, size (and margin in crop mode)
@@ -124,8 +129,8 @@ def align_tree(
     """
     source, output = Path(source), Path(output)
     report = AlignReport()
-    all_paths = find_images(source, exclude=[output])  # an output inside the input is not read back
-    stems = crop_stems(all_paths, source)
+    all_rels = find_image_rels(source, exclude=[output])  # an output inside the input is not read back
+    renamed = crop_stems(all_rels)
     with exclusive(output, folder=True), Manifest(output / MANIFEST) as manifest:  # one writer per output folder
         for suffix in (".png", ".tmp"):  # a killed run's half-written crops (and alignment.json), never renamed into place
             remove_leftovers(output, suffix)
@@ -133,10 +138,9 @@ def align_tree(
         last_status = {r["source"]: r["status"] for r in manifest.records}  # a retried photo's newest line wins
         failed = {source for source, status in last_status.items() if status != "ok"}
         done = manifest.done() - (failed if retry_failed else set())
-        rels = {path: path.relative_to(source).as_posix() for path in all_paths}
-        todo = [path for path in all_paths if rels[path] not in done]
-        report.skipped = len(all_paths) - len(todo)
-        report.failed_before = sum(rel in failed and rel in done for rel in rels.values())
+        todo = [rel for rel in all_rels if rel not in done]
+        report.skipped = len(all_rels) - len(todo)
+        report.failed_before = sum(rel in failed and rel in done for rel in all_rels)
         if on_start:
             on_start(len(todo))
         def finish(written: Future) -> None:
@@ -154,21 +158,22 @@ def align_tree(
                     on_image(records)
 
         def write(photos: list) -> list[list[dict]]:
-            return [_records(path, photo, faces, source, output, stems[path], aligner.settings) for path, photo, faces in photos]
+            return [_records(rel, photo, faces, output, crop_stem(rel, renamed), aligner.settings) for rel, photo, faces in photos]
 
         # Beside a GPU, a writer thread encodes one batch's crops while the detector has the next
         # (one batch's crops more in memory). On a CPU the detector's threads already fill every
         # core, and a writer beside them only makes them wait for one: crops are written in turn.
         with ThreadPoolExecutor(1, thread_name_prefix="fnet-crops") if not aligner.on_cpu else _InTurn() as writer:
             written = None
-            for batch in photo_batches(todo, batch_size, workers, reduce_to=aligner.decode_size, for_cpu=aligner.on_cpu):
-                good = [(path, image) for path, image in batch if not isinstance(image, ImageError)]
-                aligned = dict(zip([p for p, _ in good], aligner.align([image for _, image in good])))
+            for batch in photo_batches(todo, batch_size, workers, path_of=source.joinpath, reduce_to=aligner.decode_size,
+                                       for_cpu=aligner.on_cpu):
+                good = [(rel, image) for rel, image in batch if not isinstance(image, ImageError)]
+                aligned = dict(zip([rel for rel, _ in good], aligner.align([image for _, image in good])))
                 if written is not None:
                     finish(written)
                 # The writer gets the crops, not the decoded photos: those are freed for the next batch.
-                written = writer.submit(write, [(path, _Written.of(image, aligned.get(path), fallback_crop, aligner.settings.size),
-                                                 aligned.get(path)) for path, image in batch])
+                written = writer.submit(write, [(rel, _Written.of(image, aligned.get(rel), fallback_crop, aligner.settings.size),
+                                                 aligned.get(rel)) for rel, image in batch])
             if written is not None:
                 finish(written)
     return report
@@ -204,21 +209,21 @@ class _Written:
         return cls(image.shape)
 
 
-def _records(path, photo: _Written | ImageError, faces, source: Path, output: Path, stem: Path, settings: AlignSettings) -> list[dict]:
-    base = {"source": path.relative_to(source).as_posix()}
-    if problem := name_problem(path):  # its crop could be written, but no store could hold its name
+def _records(rel: str, photo: _Written | ImageError, faces, output: Path, stem: str, settings: AlignSettings) -> list[dict]:
+    base = {"source": rel}
+    if problem := name_problem(rel):  # its crop could be written, but no store could hold its name
         return [{**base, "status": "error", "reason": problem}]
     if isinstance(photo, ImageError):
         return [{**base, "status": "error", "reason": photo.reason}]
     if not faces and photo.fallback is not None:
-        name = stem.with_name(stem.name + ".png")
+        name = stem + ".png"
         write_png(photo.fallback, output / name)
-        return [{**base, "status": "ok", "output": name.as_posix(), "face": 0, "box": photo.fallback_box, "fallback": True}]
+        return [{**base, "status": "ok", "output": name, "face": 0, "box": photo.fallback_box, "fallback": True}]
     if not faces:
         return [{**base, "status": "no_face", "reason": "no face found", "height": photo.shape[0], "width": photo.shape[1]}]
     records = []
     for aligned in faces:
-        name = stem.with_name(stem.name + (".png" if settings.pick != "all" else f"_face{aligned.index}.png"))
+        name = stem + (".png" if settings.pick != "all" else f"_face{aligned.index}.png")
         write_png(aligned.crop, output / name)
-        records.append({**base, "status": "ok", "output": name.as_posix(), "face": aligned.index, **aligned.face.to_dict()})
+        records.append({**base, "status": "ok", "output": name, "face": aligned.index, **aligned.face.to_dict()})
     return records
