@@ -42,7 +42,7 @@ class DetectorSettings:
     # Photos per P-Net pass: as many same-size photos as fit in this many pixels (at least one).
     # A pass holds its photos' pyramid as floats and P-Net's activations: with 2 MP, two phone
     # photos (each shrunk to 1024 px) went together, as fast as one at a time, and the 180 large
-    # photos of bench/memory.py peaked at 0.58-0.60 GiB instead of 0.51-0.52.
+    # photos of bench/memory.py, aligned in one process, peaked at 575-603 MB instead of 526-532.
     pnet_pixels: int = 1_000_000
     # Photos longer than this are detected on a downscaled copy (boxes mapped back); faces
     # under min_face_size / scale are then missed. None: full resolution, as the reference.

@@ -350,8 +350,8 @@ SMALL_PHOTO = 1_000_000
 
 # Pixels of decoded photos in one detector batch (a larger photo goes alone). The peak memory of a
 # run is its busiest batch's: 16 MP let it rise 20% from 1,000 to 20,000 photos (bench/memory.py).
-# 4 MP lowers every peak by 0.03-0.08 GiB but not their rise (0.50 -> 0.56 GiB), and costs
-# mixed-size photos 2-3% of their speed.
+# 4 MP lowers every peak by 0.03-0.08 GiB but not their rise (0.50 -> 0.56 GiB), and costs whole
+# `fnet align` 3% of its speed on mixed-size photos and 7% on phone photos (docs/speed.md).
 BATCH_PIXELS = 8_000_000
 
 
