@@ -76,6 +76,28 @@ def test_batching_does_not_change_results(full_resolution, detections):
     np.testing.assert_allclose([f.box for f in alone], [f.box for f in detections[photo]], atol=1e-2)
 
 
+def test_pnet_in_strips_gives_the_maps_and_faces_of_one_pass(full_resolution):
+    """Large pyramid levels go through P-Net in strips: the same maps, so the same faces."""
+    import dataclasses
+
+    image = fnet.load_image(SHARED_DATA / "deepface-unit/couple.jpg")
+    one_pass = dataclasses.replace(full_resolution.settings, pnet_strip_pixels=10**9)
+    strips = dataclasses.replace(full_resolution.settings, pnet_strip_pixels=64 * 64)  # 32-row strips
+    detector = FaceDetector(device="cpu", settings=strips)
+    level = area_resize(torch.from_numpy(image).permute(2, 0, 1)[None].float().sub(127.5).div(128), 301, 417)  # odd height
+    with torch.inference_mode():
+        whole, pieces = detector.pnet(level), detector._pnet(level)
+    assert whole[1].shape == pieces[1].shape == (1, 146, 204)
+    for a, b in zip(whole, pieces):  # conv kernels for other shapes round the last bits differently
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    in_strips = detector.detect([image])[0]
+    detector.settings = one_pass
+    whole_levels = detector.detect([image])[0]
+    assert len(in_strips) == len(whole_levels) == 2
+    np.testing.assert_allclose([f.box for f in in_strips], [f.box for f in whole_levels], atol=1e-3)
+    np.testing.assert_allclose([f.landmarks for f in in_strips], [f.landmarks for f in whole_levels], atol=1e-3)
+
+
 @pytest.mark.slow
 def test_large_photos_detected_downscaled_find_the_same_faces(detector, detections, model):
     """Photos over the detection size (1,024 px) are detected on a shrunk copy.

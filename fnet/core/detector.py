@@ -44,6 +44,10 @@ class DetectorSettings:
     # photos (each shrunk to 1024 px) went together, as fast as one at a time, and the 180 large
     # photos of bench/memory.py, aligned in one process, peaked at 575-603 MB instead of 526-532.
     pnet_pixels: int = 1_000_000
+    # Input pixels per P-Net call: a larger pyramid level goes through in horizontal strips, the
+    # same maps in pieces (_pnet). A level's activations otherwise grow with the photo: with
+    # --detect-size 0, 30 phone photos (12 MP) peaked at 1.22-1.53 GB, in strips 1.03 GB, as fast.
+    pnet_strip_pixels: int = 262_144
     # Photos longer than this are detected on a downscaled copy (boxes mapped back); faces
     # under min_face_size / scale are then missed. None: full resolution, as the reference.
     max_side: int | None = DETECT_SIZE
@@ -228,7 +232,7 @@ class FaceDetector:
                 h, w = int(height * scale), int(width * scale)
                 if min(h, w) < 12:
                     break
-                offsets, probs = self.pnet(pyramid.resize(h, w))
+                offsets, probs = self._pnet(pyramid.resize(h, w))
                 b, y, x = torch.nonzero(probs > s.thresholds[0], as_tuple=True)
                 if not len(b):
                     continue
@@ -246,6 +250,18 @@ class FaceDetector:
             empty = torch.zeros((0, 4), device=self.device)
             return empty, empty[:, 0], torch.zeros(0, dtype=torch.long, device=self.device)
         return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_ids)
+
+    def _pnet(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """P-Net over one (N, 3, H, W) pyramid level, in strips of about pnet_strip_pixels input pixels."""
+        n, _, height, width = level.shape
+        rows = max(32, self.settings.pnet_strip_pixels // max(1, n * width)) // 2 * 2
+        if height <= rows:
+            return self.pnet(level)
+        # Output row j sees input rows [2j, 2j + 12): a strip from an even row s yields rows s/2 on,
+        # and the next strip starts 10 input rows before this one ends, where its outputs stop. The
+        # last strip ends with the level, so max pooling's partial last window is the same as whole.
+        outputs = [self.pnet(level[:, :, start : start + rows]) for start in range(0, height - 10, rows - 10)]
+        return torch.cat([o[0] for o in outputs], 2), torch.cat([o[1] for o in outputs], 1)
 
     def _refine(self, tensors, boxes, ids, stage, size: int, threshold: float):
         """Run R-Net or O-Net on every candidate, regress the boxes, keep those above threshold."""
