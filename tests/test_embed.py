@@ -18,10 +18,9 @@ from fnet.core.checkpoint import save_checkpoint
 from fnet.core.info import ModelInfo
 from fnet.core.models import create_model
 from fnet.io.store import Store, StoreError, merge_stores
-from fnet.io.tree import Item
 from fnet.pipeline.align import align_tree
 from fnet.pipeline.aligner import Aligner
-from fnet.pipeline.embed import FaceQueue, embed_tree, parse_shard
+from fnet.pipeline.embed import embed_tree, parse_shard
 
 PEOPLE = {"Colin_Powell": 4, "Tony_Blair": 4, "Serena_Williams": 3, "Hugo_Chavez": 3}
 
@@ -180,42 +179,3 @@ def test_linked_folders_are_walked_once(tmp_path):
     found = [p.relative_to(library).as_posix() for p in find_images(library)]
     assert "2024/a.jpg" in found and "linked/img1.jpg" in found and not any(".thumbnails" in p for p in found)
     assert len(found) == 1 + len(list(DEEPFACE.glob("*.jpg")))  # each photo once, the loop cut
-
-
-def test_faces_are_embedded_in_whole_model_batches_and_photos_given_out_complete(model, people_crops):
-    """Photos with 0-3 faces straddle model batches; each comes out once, in order, with its own faces' embeddings."""
-    crops, _ = people_crops
-
-    class Counting:  # the real model, its passes counted, with a small batch so that photos straddle them
-        batch_size = 4
-
-        def __init__(self):
-            self.passes = []
-
-        def embed(self, batch, flip=False):
-            self.passes.append(len(batch))
-            return model.embed(batch, flip=flip)
-
-    counting = Counting()
-    queue = FaceQueue(counting, flip=False)
-    faces_per_photo = [3, 0, 1, 2, 3, 1, 0, 2, 3, 1, 3, 2]  # 21 faces of 30 crops
-    photos, used, given = [], 0, []
-    for number, count in enumerate(faces_per_photo):
-        faces = [(crops[used + k], (0.0, 0.0, 1.0, 1.0)) for k in range(count)]
-        photos.append((Item(f"p{number}.jpg", f"p{number}.jpg", ""), faces, "" if count else "no_face"))
-        used += count
-    for start in range(0, len(photos), 3):  # as the detector hands them over: 3 photos at a time
-        queue.add(photos[start : start + 3])
-        if queue.waiting >= 5:
-            given += queue.take()
-    given += queue.take(last=True)
-
-    assert counting.passes[:-1] and all(n % 4 == 0 for n in counting.passes[:-1]) and sum(counting.passes) == 21
-    assert [o.item.rel for o in given] == [f"p{n}.jpg" for n in range(len(photos))]
-    expected, used = model.embed(crops[:21]), 0
-    for outcome, count in zip(given, faces_per_photo):
-        if count == 0:
-            assert outcome.rows is None and outcome.failure == "no_face"
-            continue
-        np.testing.assert_allclose(outcome.rows.embeddings, expected[used : used + count], atol=1e-3)
-        used += count

@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -136,50 +136,21 @@ def crops_of(
             yield item, [], "no_face"
 
 
-class FaceQueue:
-    """Found photos waiting for their outcomes, their crops embedded in whole model batches.
-
-    Passes of 64-71 crops (a model batch of 64 and one of 0-7) gave the network's activations
-    a new size nearly every pass, and the heap's holes grew with them: `fnet embed --align`
-    peaked at 0.74-0.75 GiB over 1,000 photos and 0.84-0.87 over 5,000-20,000. Leftover crops
-    wait for the next pass; only the last pass of a run is short.
-    """
-
-    def __init__(self, model: Embedder, flip: bool):
-        self.model, self.flip = model, flip
-        self.found: list[tuple[Item, list[tuple[np.ndarray, tuple]], str]] = []  # in order, not yet given out
-        self.crops: list[np.ndarray] = []  # of those photos, not embedded yet
-        self.embedded: list[np.ndarray] = []  # of those photos, embedded
-
-    @property
-    def waiting(self) -> int:
-        return len(self.crops)
-
-    def add(self, found: Iterable[tuple[Item, list[tuple[np.ndarray, tuple]], str]]) -> None:
-        for entry in found:
-            self.found.append(entry)
-            self.crops.extend(crop for crop, _ in entry[1])
-
-    def take(self, last: bool = False) -> list[Outcome]:
-        """Embed the crops waiting (whole model batches, unless last) and give out every photo now complete."""
-        count = len(self.crops) if last else len(self.crops) // self.model.batch_size * self.model.batch_size
-        if count:
-            self.embedded.append(self.model.embed(np.stack(self.crops[:count]), flip=self.flip))
-            del self.crops[:count]
-        embeddings = np.concatenate(self.embedded) if len(self.embedded) > 1 else (self.embedded or [None])[0]
-        outcomes, start = [], 0
-        while self.found and start + len(self.found[0][1]) <= (0 if embeddings is None else len(embeddings)):
-            item, faces, failure = self.found.pop(0)
-            if not faces:
-                outcomes.append(Outcome(item, failure="no_face", reason="no face found"))
-                continue
-            end = start + len(faces)
-            boxes = np.array([box for _, box in faces], np.float32)
-            rows = Rows(embeddings[start:end], [item.rel] * len(faces), [item.label] * len(faces), boxes)
-            outcomes.append(Outcome(item, rows, fallback=failure == "fallback"))
-            start = end
-        self.embedded = [embeddings[start:]] if embeddings is not None and start < len(embeddings) else []
-        return outcomes
+def embed_crops(model: Embedder, found: list[tuple[Item, list[tuple[np.ndarray, tuple]], str]], flip: bool) -> list[Outcome]:
+    """Outcomes of photos whose crops crops_of found, the crops of all of them embedded in one pass."""
+    crops = [crop for _, faces, _ in found for crop, _ in faces]
+    embeddings = model.embed(np.stack(crops), flip=flip) if crops else None
+    outcomes, start = [], 0
+    for item, faces, failure in found:
+        if not faces:
+            outcomes.append(Outcome(item, failure="no_face", reason="no face found"))
+            continue
+        end = start + len(faces)
+        boxes = np.array([box for _, box in faces], np.float32)
+        rows = Rows(embeddings[start:end], [item.rel] * len(faces), [item.label] * len(faces), boxes)
+        outcomes.append(Outcome(item, rows, fallback=failure == "fallback"))
+        start = end
+    return outcomes
 
 
 @dataclasses.dataclass
@@ -203,7 +174,7 @@ class LocalProducer:
         return self.model.info
 
     def __call__(self, items: list[Item]) -> Iterator[Outcome]:
-        queue = FaceQueue(self.model, self.flip)
+        pending: list = []
         per_batch = self.detect_batch if self.aligner else self.batch_size
         reduce_to = self.aligner.decode_size if self.aligner else None  # crops are decoded whole
         for batch in photo_batches(items, per_batch, self.workers, lambda item: item.path, reduce_to=reduce_to):
@@ -212,14 +183,16 @@ class LocalProducer:
                     yield Outcome(item, failure="error", reason=image.reason)
             readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
             with self.model_lock:
-                queue.add(crops_of(self.aligner, readable, self.fallback_crop))
-            if queue.waiting >= self.batch_size:
+                pending.extend(crops_of(self.aligner, readable, self.fallback_crop))
+            if sum(len(faces) for _, faces, _ in pending) >= self.batch_size:
                 with self.model_lock:
-                    outcomes = queue.take()
+                    outcomes = embed_crops(self.model, pending, self.flip)
                 yield from outcomes
-        with self.model_lock:
-            outcomes = queue.take(last=True)
-        yield from outcomes
+                pending = []
+        if pending:
+            with self.model_lock:
+                outcomes = embed_crops(self.model, pending, self.flip)
+            yield from outcomes
 
 
 def embed_tree(
