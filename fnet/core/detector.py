@@ -254,7 +254,7 @@ class FaceDetector:
     def _pnet(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """P-Net over one (N, 3, H, W) pyramid level, in strips of about pnet_strip_pixels input pixels."""
         n, _, height, width = level.shape
-        rows = max(32, self.settings.pnet_strip_pixels // max(1, n * width)) // 2 * 2
+        rows = max(32, self.settings.pnet_strip_pixels // (n * width)) // 2 * 2  # even; a level is 12+ px wide
         if height <= rows:
             return self.pnet(level)
         # Output row j sees input rows [2j, 2j + 12): a strip from an even row s yields rows s/2 on,
