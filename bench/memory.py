@@ -6,10 +6,13 @@ writing included) on library trees of N photos (bench/photo_sets.py: 85% LFW 250
 of each child comes from the kernel (wait4's ru_maxrss). Goal: flat within 10% from the
 smallest to the largest tree, and under 2 GiB.
 
-    python bench/memory.py [--sizes 1000,5000,20000] [--commands align,embed] [--pool]
+    python bench/memory.py [--sizes 1000,5000,20000] [--commands align,embed] [--pool] [--repeat N]
 
 --pool adds a run over every large photo the trees draw from, once: a small tree holds only
 some of them, so its peak can miss the heaviest photo a larger tree has.
+--repeat runs each command on each tree N times: one tree's peak moves between runs (embed
+--align over 1,000 photos: 0.73-0.83 GiB), as threads' timing decides which photos' buffers
+meet in the heap. Flatness is then the largest peak at each size against the smallest size's.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def main() -> None:
     parser.add_argument("--commands", default="align,embed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pool", action="store_true", help="also each large photo of the trees once (what a small tree may miss)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each command on each tree")
     args = parser.parse_args()
     commands = {
         "align": lambda tree, out: [*FNET, "align", str(tree), "-o", str(out / "aligned"), "--device", args.device],
@@ -53,7 +57,7 @@ def main() -> None:
     }
     tcmalloc = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
     print(f"allocator: {f'tcmalloc ({tcmalloc})' if tcmalloc else 'glibc malloc'}\n")
-    print("| command | photos | seconds | photos/s | peak RSS | exit |")
+    print("| command | photos | seconds | photos/s | peak RSS" + (" (each run)" if args.repeat > 1 else "") + " | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     peaks: dict[str, list[float]] = {}
     trees = [(f"{size:,}", size, library_tree(size), True) for size in (int(v) for v in args.sizes.split(","))]
@@ -62,17 +66,24 @@ def main() -> None:
     for label_size, size, tree, library in trees:
         print(f"<!-- {tree}: {describe(tree)} -->", flush=True)
         for name in args.commands.split(","):
-            out = Path(tempfile.mkdtemp(prefix="fnet-memory-"))
-            try:
-                seconds, peak, code = run_measured(commands[name](tree, out))
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
+            runs = [measure(commands[name], tree) for _ in range(args.repeat)]
+            seconds, peak, code = min(r[0] for r in runs), max(r[1] for r in runs), next((r[2] for r in runs if r[2]), 0)
             if library:
                 peaks.setdefault(name, []).append(peak)
             label = f"fnet {name}" + (" --align" if name == "embed" else "")
-            print(f"| `{label}` | {label_size} | {seconds:.0f} | {size / seconds:.1f} | {peak:.2f} GiB | {code} |", flush=True)
+            each = f" ({' / '.join(f'{r[1]:.2f}' for r in runs)})" if len(runs) > 1 else ""
+            print(f"| `{label}` | {label_size} | {seconds:.0f} | {size / seconds:.1f} | {peak:.2f} GiB{each} | {code} |", flush=True)
     for name, values in peaks.items():
         print(f"{name}: peak RSS from {values[0]:.2f} to {values[-1]:.2f} GiB ({values[-1] / values[0] - 1:+.1%}); largest {max(values):.2f} GiB")
+
+
+def measure(command, tree: Path) -> tuple[float, float, int]:
+    """run_measured on a fresh output folder, removed afterwards."""
+    out = Path(tempfile.mkdtemp(prefix="fnet-memory-"))
+    try:
+        return run_measured(command(tree, out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

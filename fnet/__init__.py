@@ -9,7 +9,7 @@ min_face, mode, ...), and calls with the same settings share one loaded pipeline
                                                     .landmarks, .crop, .embedding
     embed(photos, aligned=False, **settings)        one unit embedding per photo: N x D float32
     load_pipeline(model=None, **settings) -> Pipeline   to reuse explicitly, or pass as pipeline=
-    load_model(name_or_path=None, device="auto", precision="auto", batch_size=32) -> Embedder
+    load_model(name_or_path=None, device="auto", precision="auto", batch_size=None) -> Embedder
     load_image(path) -> H x W x 3 uint8 RGB array   (raises ImageError naming the file)
 
 Errors a user can fix derive from FnetError (ImageError for unreadable photos, VerifyError
@@ -46,13 +46,14 @@ __all__ = [
 
 
 def load_model(
-    name_or_path: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto", batch_size: int = 32
+    name_or_path: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto", batch_size: int | None = None
 ) -> Embedder:
     """The default pretrained model, a named one (`fnet models`), or an fnet checkpoint file.
 
     device: auto (CUDA, then MPS, then CPU), cpu, cuda[:N] or mps. precision: auto (bf16
     on GPUs and on CPUs with AMX, else fp32; fp16 on older GPUs), fp32, fp16 or bf16. The result's `embed(crops)` turns
-    N x S x S x 3 uint8 aligned crops into N x D unit-length float32 embeddings.
+    N x S x S x 3 uint8 aligned crops into N x D unit-length float32 embeddings, batch_size
+    (default 16 on a CPU, 64 on a GPU) faces per forward pass.
     """
     from fnet.core.loading import load_model as load
 
@@ -64,7 +65,7 @@ def load_pipeline(model: str | os.PathLike | None = None, **settings) -> Pipelin
 
     Nothing heavy happens here: the weights load on first use. Settings: detector ("mtcnn"),
     device, precision, min_face (20 px), detect_size (1024 px), mode ("auto": the model's own; "crop", "similarity", "chip"),
-    margin (32), pick ("center", "largest", "all"), size (the model's), batch_size (64).
+    margin (32), pick ("center", "largest", "all"), size (the model's), batch_size (16 on a CPU, 64 on a GPU).
     """
     from fnet.pipeline.build import load_pipeline as load
 

@@ -65,6 +65,18 @@ def test_batch_size_does_not_change_results(model, people_crops):
     np.testing.assert_allclose(model.embed(crops[:7], batch_size=3), model.embed(crops[:7], batch_size=32), atol=1e-5)
 
 
+def test_a_cpu_embeds_sixteen_faces_a_pass_unless_told(model, people_crops):
+    """Larger passes gain a CPU nothing but memory (fnet.core.embedder.default_batch_size, docs/speed.md)."""
+    crops, _ = people_crops
+    assert model.device.type == "cpu"
+    passes: list[int] = []
+    model.embed(np.concatenate([crops] * (40 // len(crops) + 1))[:40], on_batch=passes.append)
+    assert passes == [16, 16, 8]
+    passes.clear()
+    model.embed(crops[:10], batch_size=4, on_batch=passes.append)
+    assert passes == [4, 4, 2]
+
+
 def test_flip_augmentation_is_mirror_symmetric(model, people_crops):
     crops, _ = people_crops
     with_tta = model.embed(crops[:3], flip=True)

@@ -59,6 +59,18 @@ def _as_batch(crops: Crops, size: int) -> torch.Tensor:
     return torch.cat(tensors) if len(tensors) > 1 else tensors[0]
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Faces per forward pass when none is asked for: 64 on a GPU, 16 on a CPU.
+
+    A CPU gains little from larger passes (this 2-core VM, bf16: 256 faces/s at 16 and 32,
+    214-228 at 64; whole `fnet embed --align` over 1,000 LFW photos 5-6% faster at 64, over
+    a mixed library the same), while their activations cost memory: `fnet embed --align` peaked at 0.64 /
+    0.67 / 0.71 GiB over 1,000 / 5,000 / 20,000 photos with 16, 0.74 / 0.84 / 0.87 with 64
+    (bench/memory.py, docs/speed.md).
+    """
+    return 16 if device.type == "cpu" else 64
+
+
 def embed_in_batches(model, crops: Crops, flip: bool, batch_size: int | None, on_batch: Callable[[int], None] | None) -> np.ndarray:
     """``model.embed_tensor`` over crops in batches of ``batch_size`` (default the model's) -> float32 (N, D)."""
     count = len(crops)
@@ -86,13 +98,13 @@ class Embedder:
         info: ModelInfo,
         device: str | torch.device = "auto",
         precision: str = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ):
         self.info = info
         self.module = module  # the trainable network, untouched
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(self.device, precision)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(self.device)
         if self.device.type == "cpu":
             configure_cpu_threads()
         self._memory_format = torch.channels_last if prefers_channels_last(self.device) else torch.contiguous_format

@@ -45,9 +45,11 @@ def load_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> Embedder | EnsembleEmbedder:
-    """The default pretrained model, a named one or ensemble (``fnet models``), or an fnet checkpoint file."""
+    """The default pretrained model, a named one or ensemble (``fnet models``), or an fnet checkpoint file.
+
+    batch_size: faces per forward pass (None: 16 on a CPU, 64 on a GPU: fnet.core.embedder.default_batch_size)."""
     name, pretrained = _pretrained_or_file(name_or_path)
     if pretrained and (ensemble := ENSEMBLES.get(canonical_name(name))):
         from fnet.core.ensemble import EnsembleEmbedder

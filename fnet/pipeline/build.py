@@ -40,7 +40,7 @@ class PipelineSettings:
     margin: float = 32  # around the box, in pixels of the crop (crop mode)
     pick: str = "center"  # which face of a photo: center, largest, or all
     size: int | None = None  # crop size; None: the model's input size
-    batch_size: int = 64  # faces per forward pass
+    batch_size: int | None = None  # faces per forward pass; None: 16 on a CPU, 64 on a GPU
 
     def __post_init__(self):
         if self.mode != "auto" and self.mode not in MODES:
@@ -48,7 +48,7 @@ class PipelineSettings:
         if self.pick not in PICKS:
             raise SettingsError(f"pick must be one of {', '.join(PICKS)}, not {self.pick!r}")
         DETECTORS.entry(self.detector)  # an unknown name fails here, listing the known ones
-        if self.min_face < 1 or self.detect_size < 0 or self.batch_size < 1:
+        if self.min_face < 1 or self.detect_size < 0 or (self.batch_size is not None and self.batch_size < 1):
             raise SettingsError("min_face and batch_size must be at least 1, detect_size 0 or more")
 
 

@@ -156,7 +156,8 @@ def embed_crops(model: Embedder, found: list[tuple[Item, list[tuple[np.ndarray, 
 @dataclasses.dataclass
 class LocalProducer:
     """Embeds here: photos decoded ahead on threads, detected in batches of detect_batch, faces
-    embedded in passes of batch_size."""
+    gathered until there are batch_size of them (at least the model's batch) and embedded in
+    the model's passes."""
 
     model: Embedder
     aligner: Aligner | None = None
@@ -184,7 +185,7 @@ class LocalProducer:
             readable = [(item, image) for item, image in batch if not isinstance(image, ImageError)]
             with self.model_lock:
                 pending.extend(crops_of(self.aligner, readable, self.fallback_crop))
-            if sum(len(faces) for _, faces, _ in pending) >= self.batch_size:
+            if sum(len(faces) for _, faces, _ in pending) >= max(self.batch_size, self.model.batch_size):
                 with self.model_lock:
                     outcomes = embed_crops(self.model, pending, self.flip)
                 yield from outcomes

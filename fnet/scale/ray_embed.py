@@ -49,7 +49,7 @@ class EmbedActor:
         pipeline = Pipeline(settings)
         self.dim = pipeline.info.embedding_dim
         self.produce = LocalProducer(
-            pipeline.embedder, pipeline.aligner() if align else None, flip=flip, batch_size=settings.batch_size,
+            pipeline.embedder, pipeline.aligner() if align else None, flip=flip,
             workers=2, detect_batch=detect_batch, fallback_crop=fallback_crop, model_lock=threading.Lock(),
         )
 

@@ -44,7 +44,8 @@ def embed(
     half: Annotated[bool, typer.Option("--half", help="Store float16 embeddings (half the size; distances change by < 1e-3).")] = False,
     flip: FlipOption = False,
     shard: Annotated[str, typer.Option(help="i/n: embed only every n-th file from the i-th, for n parallel processes; join with `fnet merge`.")] = "0/1",
-    batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 64,
+    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                                   help="Faces per forward pass [default: 16 on a CPU, 64 on a GPU].")] = None,
     detector: DetectorOption = "mtcnn",
     detect_batch: DetectBatchOption = 8,
     detect_size: DetectSizeOption = DETECT_SIZE,
@@ -98,8 +99,8 @@ def embed(
         if ray:
             producer = RayProducer(settings, RaySettings(actors, actor_cpus, actor_gpus, ray_batch), align_photos, flip, detect_batch, fallback_crop)
         else:
-            producer = LocalProducer(pipeline.embedder, pipeline.aligner() if align_photos else None, flip, batch_size, workers,
-                                     detect_batch, fallback_crop)
+            producer = LocalProducer(pipeline.embedder, pipeline.aligner() if align_photos else None, flip, workers=workers,
+                                     detect_batch=detect_batch, fallback_crop=fallback_crop)
         with stage_progress("photos" if align_photos else "faces", "embedding") as feedback:
             report = embed_tree(folder, output, None, producer=producer, shard=shard_spec, half=half, retry_failed=retry_failed,
                                 on_start=feedback.on_start, on_item=feedback.on_item)
