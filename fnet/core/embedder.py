@@ -63,10 +63,10 @@ def default_batch_size(device: torch.device) -> int:
     """Faces per forward pass when none is asked for: 64 on a GPU, 16 on a CPU.
 
     A CPU gains little from larger passes (this 2-core VM, bf16: 256 faces/s at 16 and 32,
-    214-228 at 64; whole `fnet embed --align` over 1,000 LFW photos 5-6% faster at 64, over
-    a mixed library the same), while their activations cost memory: `fnet embed --align` peaked at 0.64 /
-    0.67 / 0.71 GiB over 1,000 / 5,000 / 20,000 photos with 16, 0.74 / 0.84 / 0.87 with 64
-    (bench/memory.py, docs/speed.md).
+    214-228 at 64; whole `fnet embed --align` over 1,000 LFW photos 5-6% faster at 64, over a
+    mixed library the same), while their activations cost memory: `fnet embed --align` peaked
+    at 0.64 / 0.67 / 0.71 GiB over 1,000 / 5,000 / 20,000 photos with 16, 0.74 / 0.84 / 0.87
+    with 64 (bench/memory.py, docs/speed.md).
     """
     return 16 if device.type == "cpu" else 64
 
@@ -104,7 +104,7 @@ class Embedder:
         self.module = module  # the trainable network, untouched
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(self.device, precision)
-        self.batch_size = batch_size or default_batch_size(self.device)
+        self.batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         if self.device.type == "cpu":
             configure_cpu_threads()
         self._memory_format = torch.channels_last if prefers_channels_last(self.device) else torch.contiguous_format
