@@ -28,7 +28,7 @@ import fnet
 from fnet.core.detector import DetectorSettings, FaceDetector
 from fnet.crops import pick_faces
 from fnet.evaluation.metrics import unit_rows
-from fnet.io.images import load_ahead
+from fnet.io.ahead import load_ahead
 from fnet.io.store import Store
 from fnet.pipeline.evaluate import Evaluation, read_pairs
 

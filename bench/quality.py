@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from fnet.crops import centre_crop
-from fnet.io.images import load_ahead
+from fnet.io.ahead import load_ahead
 from fnet.pipeline import load_pipeline
 from fnet.pipeline.embed import FALLBACK_CROP
 from fnet.pipeline.evaluate import Evaluation, read_pairs

@@ -26,7 +26,8 @@ import numpy as np
 from photo_sets import mixed_set, phone_set
 
 import fnet
-from fnet.io.images import header_pixels, load_image, load_reduced
+from fnet.io.ahead import decode_cost
+from fnet.io.images import load_image, load_reduced
 from fnet.io.tree import find_images
 
 DEEPFACE = Path(__file__).resolve().parents[2] / "shared/data/deepface-unit"
@@ -55,7 +56,7 @@ def main() -> None:
           "found one way only | largest box difference | largest squared distance | decoded again whole |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, folder in sets.items():
-        paths = [p for p in find_images(folder) if header_pixels(p, size) < header_pixels(p)]  # from the headers
+        paths = [p for p in find_images(folder) if decode_cost(p, size).pixels < decode_cost(p).pixels]  # from the headers
         if not paths:
             continue
         whole_s, reduced_s = seconds(load_image, paths), seconds(lambda p: load_reduced(p, size), paths)

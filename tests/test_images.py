@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from conftest import DEEPFACE, LFW
 from PIL import Image
 
-from fnet.io.images import ImageError, Reduced, decode_jpeg, header_pixels, load_image, load_reduced, whole_photo
+from fnet.io.ahead import decode_cost
+from fnet.io.images import ImageError, Reduced, decode_jpeg, load_image, load_reduced, whole_photo
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +156,7 @@ def test_decode_ahead_holds_a_bounded_window_for_a_slow_consumer(tmp_path, photo
     import threading
     import time
 
-    from fnet.io.images import load_ahead
+    from fnet.io.ahead import load_ahead
 
     photo.save(tmp_path / "face.png")
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
@@ -234,12 +236,12 @@ def test_fuzzed_files_of_every_format_never_escape_as_anything_but_image_error(t
     assert not escaped, escaped[:10]
 
 
-def test_decode_ahead_also_bounds_pixels(tmp_path, photo):
-    """With a pixel budget, large photos are decoded fewer at a time; a photo over the budget still goes alone."""
+def test_decode_ahead_also_bounds_memory(tmp_path, photo):
+    """With a memory budget, large photos are decoded fewer at a time; a photo over the budget still goes alone."""
     import threading
     import time
 
-    from fnet.io.images import load_ahead
+    from fnet.io.ahead import load_ahead
 
     big, small = photo.resize((400, 400)), photo.resize((100, 100))
     big.save(tmp_path / "big.png")
@@ -253,14 +255,77 @@ def test_decode_ahead_also_bounds_pixels(tmp_path, photo):
         return tmp_path / ("big.png" if number % 2 else "small.png")
 
     taken = []
-    for number, _ in load_ahead(range(40), workers=2, path_of=path_of, ahead=16, max_pixels=400 * 400 + 100 * 100):
+    budget = decode_cost(tmp_path / "big.png").peak_bytes + decode_cost(tmp_path / "small.png").peak_bytes
+    for number, _ in load_ahead(range(40), workers=2, path_of=path_of, ahead=16, max_bytes=budget):
         time.sleep(0.002)
         with lock:
             in_window = {n for n in started if n not in taken} - {number}
-        # the window never holds two big photos: 2 x 160,000 pixels exceed the budget
+        # the window never holds two big photos: their decoding would exceed the budget
         assert sum(n % 2 for n in in_window) <= 1, (number, sorted(in_window))
         taken.append(number)
     assert taken == list(range(40))
+
+
+def test_two_large_progressive_jpegs_never_decode_at_once(tmp_path):
+    """A progressive JPEG's decoding holds every coefficient of the whole photo, at any fraction: the
+    window counts them, so two such photos are never in it together, though their decoded pixels
+    (a quarter of the photo's) would fit twice."""
+    import threading
+    import time
+
+    from fnet.io.ahead import load_ahead
+
+    face = Image.open(DEEPFACE / "img1.jpg").convert("RGB")
+    progressive = save(face.resize((2400, 1800)), tmp_path / "progressive.jpg", "JPEG", progressive=True, quality=90)
+    small = save(face.resize((200, 150)), tmp_path / "small.jpg", "JPEG", quality=90)
+    cost, small_cost = decode_cost(progressive, 1000), decode_cost(small, 1000)
+    assert cost.pixels == 1200 * 900  # decoded at 1/2
+    assert cost.peak_bytes >= 3 * 1200 * 900 + 2 * 1.5 * 2400 * 1800  # its pixels, and 4:2:0 coefficients of the whole
+    assert 2 * 3 * cost.pixels < cost.peak_bytes  # counting decoded pixels alone let two in at once
+    started, lock = [], threading.Lock()
+
+    def path_of(number: int):
+        if threading.current_thread() is not threading.main_thread():
+            with lock:
+                started.append(number)
+        return progressive if number % 2 else small
+
+    taken = []
+    for number, image in load_ahead(range(20), workers=2, path_of=path_of, ahead=8, reduce_to=1000,
+                                    max_bytes=cost.peak_bytes + 3 * small_cost.peak_bytes):
+        time.sleep(0.005)
+        with lock:
+            in_window = {n for n in started if n not in taken} - {number}
+        assert sum(n % 2 for n in in_window) <= 1, (number, sorted(in_window))
+        taken.append(number)
+        assert isinstance(image, Reduced) if number % 2 else image.shape == (150, 200, 3)
+    assert taken == list(range(20))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak from /proc")
+def test_decode_cost_is_what_decoding_holds(tmp_path):
+    """The estimate against the memory decoding really takes, in a fresh process: a 12 MP progressive
+    JPEG decoded at 1/4 (about 36 MB of coefficients for 2 MB of pixels) and a turned baseline one."""
+    import subprocess
+
+    face = Image.open(DEEPFACE / "img1.jpg").convert("RGB").resize((4000, 3000))
+    progressive = save(face, tmp_path / "progressive.jpg", "JPEG", progressive=True, quality=90)
+    exif = face.getexif()
+    exif[0x0112] = 6
+    turned = save(face, tmp_path / "turned.jpg", "JPEG", quality=90, exif=exif.tobytes())
+    probe = (
+        "import sys\n"
+        "from fnet.io.ahead import decode_cost\n"
+        "from fnet.io.images import load_reduced\n"
+        "def peak():\n"
+        "    return next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+        "before = peak()\n"
+        "load_reduced(sys.argv[1], 1000)\n"
+        "print(peak() - before, decode_cost(sys.argv[1], 1000).peak_bytes)\n"
+    )
+    for path in (progressive, turned):
+        measured, estimated = map(int, subprocess.check_output([sys.executable, "-c", probe, str(path)], text=True).split())
+        assert 0.8 * measured <= estimated <= 1.25 * measured, (path.name, measured, estimated)
 
 
 def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
@@ -280,8 +345,11 @@ def test_large_jpegs_decode_reduced_upright_with_their_scale(tmp_path):
     assert np.abs(halved - reduced.pixels).mean() < 2.0  # the same picture, upright the same way
     assert load_reduced(path, 600).pixels.shape == (1008, 756, 3)  # 1/4: 1/8 would leave 504 px, under 600
     assert load_reduced(path, 500).pixels.shape == (504, 378, 3)
-    # the decode-ahead window counts what will be decoded, from the header alone
-    assert header_pixels(path) == 4032 * 3024 and header_pixels(path, 1024) == 2016 * 1512
+    # the decode-ahead window counts what will be decoded, from the header alone: the pixels, twice
+    # (turned upright, a copy), and the file's bytes
+    whole_cost, reduced_cost = decode_cost(path), decode_cost(path, 1024)
+    assert whole_cost.pixels == 4032 * 3024 and reduced_cost.pixels == 2016 * 1512
+    assert reduced_cost.peak_bytes == 2 * 3 * 2016 * 1512 + path.stat().st_size
     assert np.array_equal(reduced.whole(), whole) and whole_photo(reduced).shape == whole.shape
     # smaller than twice the side, or not a JPEG: decoded whole, as load_image does
     assert isinstance(load_reduced(path, 2100), np.ndarray)
@@ -349,7 +417,7 @@ def test_small_photos_can_be_decoded_in_turn_on_the_consumers_thread(tmp_path, p
     """in_turn_below: photos under that many pixels decode when taken, on the consumer's thread; larger ones ahead."""
     import threading
 
-    from fnet.io.images import load_ahead
+    from fnet.io.ahead import load_ahead
 
     photo.resize((400, 400)).save(tmp_path / "big.png")
     photo.resize((100, 100)).save(tmp_path / "small.png")
@@ -364,7 +432,7 @@ def test_small_photos_can_be_decoded_in_turn_on_the_consumers_thread(tmp_path, p
             decoded_on[number] = None  # the header's look, on the consumer's thread
         return tmp_path / name
 
-    taken = [(number, image) for number, image in load_ahead(range(12), 2, path_of, ahead=4, max_pixels=10**7, in_turn_below=200 * 200)]
+    taken = [(number, image) for number, image in load_ahead(range(12), 2, path_of, ahead=4, max_bytes=10**8, in_turn_below=200 * 200)]
     assert [number for number, _ in taken] == list(range(12))
     for number, image in taken:
         if number == 5:

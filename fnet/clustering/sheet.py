@@ -11,7 +11,8 @@ import numpy as np
 
 from fnet.clustering.methods import cluster_members
 from fnet.clustering.output import person_name
-from fnet.io.images import ImageError, load_ahead
+from fnet.io.ahead import load_ahead
+from fnet.io.images import ImageError
 from fnet.io.manifest import MANIFEST
 from fnet.io.store import Store
 from fnet.io.thumbnails import face_picture, thumbnail_uri

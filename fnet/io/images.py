@@ -12,11 +12,8 @@ import io
 import math
 import os
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import simplejpeg
@@ -251,141 +248,6 @@ def _signature(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
-
-
-T = TypeVar("T")
-
-
-def load_ahead(
-    items: Iterable[T],
-    workers: int = 2,
-    path_of: Callable[[T], str | os.PathLike] = lambda item: item,
-    ahead: int = 16,
-    max_pixels: int | None = None,
-    reduce_to: int | None = None,
-    in_turn_below: int = 0,
-) -> Iterator[tuple[T, np.ndarray | Reduced | ImageError]]:
-    """(item, image or its ImageError) in order, decoded on a thread pool (Pillow releases the GIL).
-
-    At most `ahead` photos, and with max_pixels at most that many pixels (from the files'
-    headers; one photo always), are decoded or decoding before the consumer takes them:
-    memory stays bounded however many items there are, however large, however slow the consumer.
-    reduce_to: large JPEGs come Reduced to about that size (load_reduced).
-    in_turn_below (with max_pixels): photos of fewer pixels are decoded on the consumer's
-    thread when it takes them, not ahead (SMALL_PHOTO says when that is faster).
-    """
-
-    def load(item: T) -> tuple[T, np.ndarray | Reduced | ImageError]:
-        try:
-            return item, load_reduced(path_of(item), reduce_to) if reduce_to else load_image(path_of(item))
-        except ImageError as err:
-            return item, err
-
-    source = iter(items)
-    pending: deque[tuple[Future, int]] = deque()  # (decoding, its pixels)
-    window = 0  # pixels in pending
-    waiting: list[tuple[T, int]] = []  # the next item, when it did not fit in the window yet
-
-    def refill(pool: ThreadPoolExecutor) -> None:
-        nonlocal window
-        while len(pending) < max(1, ahead):
-            if not waiting:
-                item = next(source, _END)
-                if item is _END:
-                    return
-                waiting.append((item, header_pixels(path_of(item), reduce_to) if max_pixels else 0))
-            item, pixels = waiting[0]
-            if pending and max_pixels and window + pixels > max_pixels:
-                return
-            waiting.clear()
-            pending.append((pool.submit(load, item) if pixels >= in_turn_below else _DecodeWhenTaken(load, item), pixels))
-            window += pixels
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        try:
-            refill(pool)
-            while pending:
-                future, pixels = pending.popleft()
-                window -= pixels
-                done = future.result()
-                refill(pool)
-                yield done
-        finally:  # the consumer stopped early: drop what is queued, not decode it
-            for future, _ in pending:
-                future.cancel()
-
-
-_END = object()
-
-
-class _DecodeWhenTaken:
-    """A decode left for the consumer's thread, in the place of a Future (result, cancel)."""
-
-    def __init__(self, load: Callable, item) -> None:
-        self.load, self.item = load, item
-
-    def result(self):
-        return self.load(self.item)
-
-    def cancel(self) -> bool:
-        return True
-
-
-def header_pixels(path: str | os.PathLike, reduce_to: int | None = None) -> int:
-    """Width x height from a file's header, as it will be decoded (load_reduced), without decoding it;
-    0 when unreadable (decoding will say why)."""
-    try:
-        with Image.open(path) as image:
-            fraction = reduction(image, reduce_to)
-            return math.ceil(image.width / fraction) * math.ceil(image.height / fraction)
-    except Exception:  # noqa: BLE001 (any failure here is reported by load_image, with its reason)
-        return 0
-
-
-# On a CPU the detector's threads already fill every core: handing a photo under 1 MP to a
-# decoding thread cost more than decoding it in turn (1,000 LFW photos, `fnet align`: 7.1 s
-# ahead, 6.5 in turn), while larger ones are still worth decoding ahead (150 mixed photos:
-# 9.4 s ahead, 10.1 in turn).
-SMALL_PHOTO = 1_000_000
-
-# Pixels of decoded photos in one detector batch (a larger photo goes alone). The peak memory of a
-# run is its busiest batch's: 16 MP let it rise 20% from 1,000 to 20,000 photos (bench/memory.py).
-# 4 MP lowers every peak by 0.03-0.08 GiB but not their rise (0.50 -> 0.56 GiB), and costs whole
-# `fnet align` 3% of its speed on mixed-size photos and 7% on phone photos (docs/speed.md).
-BATCH_PIXELS = 8_000_000
-
-
-def photo_batches(
-    items: Iterable[T],
-    batch_size: int,
-    workers: int = 2,
-    path_of: Callable[[T], str | os.PathLike] = lambda item: item,
-    max_pixels: int = BATCH_PIXELS,
-    reduce_to: int | None = None,
-    for_cpu: bool = False,
-) -> Iterator[list[tuple[T, np.ndarray | Reduced | ImageError]]]:
-    """Batches of (item, image or its ImageError), in order, decoded at most one batch ahead.
-
-    A batch holds at most batch_size photos and max_pixels pixels: eight 250 px photos go
-    together, 12 MP photos one or two at a time, so memory follows the pixels, not the count.
-    reduce_to: large JPEGs come Reduced to about that size (load_reduced).
-    for_cpu: the batches go to a detector on the CPU; small photos are then decoded in turn (SMALL_PHOTO).
-    """
-    batch: list[tuple[T, np.ndarray | Reduced | ImageError]] = []
-    pixels = 0
-    for item, image in load_ahead(items, workers, path_of, ahead=batch_size, max_pixels=max_pixels, reduce_to=reduce_to,
-                                  in_turn_below=SMALL_PHOTO if for_cpu else 0):
-        size = 0 if isinstance(image, ImageError) else math.prod(decoded_pixels(image).shape[:2])
-        if batch and pixels + size > max_pixels:
-            yield batch
-            batch, pixels = [], 0
-        batch.append((item, image))
-        pixels += size
-        if len(batch) == batch_size:
-            yield batch
-            batch, pixels = [], 0
-    if batch:
-        yield batch
 
 
 def name_problem(path: str | os.PathLike) -> str | None:

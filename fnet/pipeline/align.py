@@ -16,8 +16,9 @@ import numpy as np
 
 from fnet.crops import centre_box, centre_crop
 from fnet.errors import SettingsError
+from fnet.io.ahead import photo_batches
 from fnet.io.atomic import atomic_path, remove_leftovers, write_atomic
-from fnet.io.images import ImageError, name_problem, photo_batches, whole_photo
+from fnet.io.images import ImageError, name_problem, whole_photo
 from fnet.io.lock import exclusive
 from fnet.io.manifest import MANIFEST, Manifest
 from fnet.io.png import encode_png

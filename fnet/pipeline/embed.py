@@ -24,8 +24,9 @@ import numpy as np
 
 from fnet.crops import centre_crop
 from fnet.errors import SettingsError
+from fnet.io.ahead import photo_batches
 from fnet.io.atomic import remove_leftovers
-from fnet.io.images import ImageError, Reduced, name_problem, photo_batches, whole_photo
+from fnet.io.images import ImageError, Reduced, name_problem, whole_photo
 from fnet.io.lock import exclusive
 from fnet.io.store import Rows, check_can_extend, check_room, model_attrs, photo_stamp
 from fnet.io.stores import open_store, store_format

@@ -20,7 +20,8 @@ from fnet.clustering.output import JSON, cluster_names, name_clusters, person_na
 from fnet.clustering.sheet import face_pictures
 from fnet.errors import SettingsError
 from fnet.face import Face
-from fnet.io.images import ImageError, photo_batches
+from fnet.io.ahead import photo_batches
+from fnet.io.images import ImageError
 from fnet.io.stores import open_store
 from fnet.io.thumbnails import thumbnail_jpeg
 from fnet.io.tree import find_images, label_of
