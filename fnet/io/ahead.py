@@ -153,7 +153,7 @@ BATCH_PIXELS = 8_000_000
 
 # Memory that photos decoding ahead of the detector may hold (decode_cost), as much as a batch's
 # decoded pixels. Counting decoded pixels alone let two large progressive JPEGs decode at once,
-# 90 MB for 5 MB of pixels: over 5,000 photos the run's peak grew by 28 MB when they met.
+# 85 MB for 5 MB of pixels: over 5,000 photos the run's peak grew by 28 MB when they met.
 DECODE_BYTES = 3 * BATCH_PIXELS
 
 
