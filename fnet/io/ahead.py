@@ -41,7 +41,8 @@ def decode_cost(path: str | os.PathLike, reduce_to: int | None = None) -> Decode
             pixels = math.ceil(image.width / fraction) * math.ceil(image.height / fraction)
             turned = image.getexif().get(ExifTags.Base.Orientation) not in (None, 1)
             if image.format in JPEG_FORMATS:
-                work = os.path.getsize(path) + (0 if image.mode == "RGB" else 4 * pixels)  # Pillow's, besides simplejpeg
+                # the file's bytes (simplejpeg reads them whole); a grey or CMYK JPEG goes to Pillow, 4 bytes a pixel
+                work = os.path.getsize(path) + (0 if image.mode == "RGB" else 4 * pixels)
                 if image.info.get("progressive") or image.info.get("progression"):
                     work += int(2 * _samples_per_pixel(image) * image.width * image.height)
             else:
