@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from photo_sets import describe, lfw_set, mixed_set, phone_set
 
-from fnet.cli.process import find_tcmalloc
+from fnet.cli.allocator import allocator_in_use
 
 HERE = Path(__file__).parent
 FNET = [sys.executable, "-m", "fnet"]
@@ -44,7 +44,7 @@ SETS = {
     "phone": ("12 MP phone photos, EXIF-rotated", lambda: phone_set(30)),
 }
 
-# The kernel's process is set up as the command line's is (fnet.cli.process: tcmalloc, OpenMP's
+# The kernel's process is set up as the command line's is (fnet.cli.process: the allocator, OpenMP's
 # wait, heaps, kernel cache), so the two differ only by what the command adds.
 KERNEL = r"""
 import json, sys, time
@@ -60,10 +60,6 @@ start = time.perf_counter()
 faces = sum(len(found) for i in range(0, len(images), 8) for found in aligner.align(images[i : i + 8]))
 print(json.dumps({"photos": len(images), "faces": faces, "kernel_seconds": time.perf_counter() - start}))
 """
-
-
-# The peers run as their users run them (glibc's malloc, OpenMP's defaults).
-TCMALLOC = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
 
 
 def run(command: list[str]) -> dict:
@@ -106,8 +102,7 @@ def main() -> None:
     from fnet.core.device import cpu_has_amx
 
     amx = "AMX: precision auto is bf16" if cpu_has_amx() else "no AMX: precision auto is fp32"
-    allocator = f"fnet under tcmalloc ({TCMALLOC})" if TCMALLOC else "fnet under glibc's malloc"
-    print(f"{os.cpu_count()} CPUs ({amx}); {allocator}; every figure a whole process, photos/s = photos / wall seconds\n")
+    print(f"{os.cpu_count()} CPUs ({amx}); fnet under {allocator_in_use()}; every figure a whole process, photos/s = photos / wall seconds\n")
     for key in args.sets.split(","):
         title, build = SETS[key]
         folder = build()

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from photo_sets import describe, large_pool, library_tree
 
-from fnet.cli.process import find_tcmalloc
+from fnet.cli.allocator import allocator_in_use
 
 FNET = [sys.executable, "-m", "fnet"]
 
@@ -55,8 +55,7 @@ def main() -> None:
         "align": lambda tree, out: [*FNET, "align", str(tree), "-o", str(out / "aligned"), "--device", args.device],
         "embed": lambda tree, out: [*FNET, "embed", str(tree), "-o", str(out / "faces.h5"), "--align", "--device", args.device],
     }
-    tcmalloc = find_tcmalloc() if os.environ.get("FNET_MALLOC", "tcmalloc") == "tcmalloc" else None
-    print(f"allocator: {f'tcmalloc ({tcmalloc})' if tcmalloc else 'glibc malloc'}\n")
+    print(f"allocator: {allocator_in_use()}\n")
     print("| command | photos | seconds | photos/s | peak RSS" + (" (each run)" if args.repeat > 1 else "") + " | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     peaks: dict[str, list[float]] = {}

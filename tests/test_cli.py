@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import fnet
 from fnet.cli import app
-from fnet.cli.process import find_tcmalloc
+from fnet.cli.allocator import find_allocator
 
 runner = CliRunner()
 
@@ -228,20 +228,61 @@ def test_commands_that_stream_photos_keep_fewer_compiled_kernels_unless_told_oth
     assert capacity("align", given="512") == "512"
 
 
-ALLOCATOR = "print('libtcmalloc' in open('/proc/self/maps').read(), os.environ.get('LD_PRELOAD'))"
+# Which allocator the process runs under (jemalloc, tcmalloc or neither), and what it hands on to children.
+ALLOCATOR = """
+maps = open('/proc/self/maps').read()
+print(next((name for name in ('jemalloc', 'tcmalloc') if 'lib' + name in maps), 'system'), os.environ.get('LD_PRELOAD'))
+"""
+PREFERRED = find_allocator()
 
 
-@pytest.mark.skipif(find_tcmalloc() is None, reason="the system has no tcmalloc (apt: libtcmalloc-minimal4)")
-def test_long_commands_run_under_tcmalloc_where_the_system_has_it(tmp_path):
-    """align, embed, ... re-run themselves with tcmalloc preloaded (flat memory over a library: docs/speed.md);
+@pytest.mark.skipif(PREFERRED is None, reason="the system has neither jemalloc nor tcmalloc (apt: libjemalloc2)")
+def test_long_commands_run_under_jemalloc_or_tcmalloc_where_the_system_has_it(tmp_path):
+    """align, embed, ... re-run themselves with the allocator preloaded (flat memory over a library: docs/speed.md);
     the preload is not handed on to child processes; quick commands and FNET_MALLOC=system keep glibc's."""
     missing = ["align", str(tmp_path / "no-such-folder"), "-o", str(tmp_path / "out")]  # fails fast: no model loads
-    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC") == "True None"
-    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC", given="system") == "False None"
-    assert cli_then(ALLOCATOR, "verify", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), variable="FNET_MALLOC") == "False None"
-    assert cli_then(ALLOCATOR, "align", "--help", variable="FNET_MALLOC") == "False None"
+    preferred = PREFERRED[0].name
+    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC") == f"{preferred} None"
+    for name in ("jemalloc", "tcmalloc"):
+        if find_allocator(name):
+            assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC", given=name) == f"{name} None"
+    assert cli_then(ALLOCATOR, *missing, variable="FNET_MALLOC", given="system") == "system None"
+    assert cli_then(ALLOCATOR, "verify", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), variable="FNET_MALLOC") == "system None"
+    assert cli_then(ALLOCATOR, "align", "--help", variable="FNET_MALLOC") == "system None"
     # set-up run twice in one process (a script calling main() after prepare()) does not re-run it again
     again = "import sys; from fnet.cli.process import prepare; prepare(sys.argv[1:]); " + ALLOCATOR
-    assert cli_then(again, *missing, variable="FNET_MALLOC") == "True None"
+    assert cli_then(again, *missing, variable="FNET_MALLOC") == f"{preferred} None"
     # a user's own preload stays as given (and is not re-run)
-    assert cli_then(ALLOCATOR, *missing, variable="LD_PRELOAD", given=str(find_tcmalloc())) == f"True {find_tcmalloc()}"
+    library = str(PREFERRED[1])
+    assert cli_then(ALLOCATOR, *missing, variable="LD_PRELOAD", given=library) == f"{preferred} {library}"
+
+
+# jemalloc's options as it took them (mallctl), and the user's MALLOC_CONF.
+JEMALLOC_OPTIONS = """
+import ctypes
+mallctl = ctypes.CDLL(None).mallctl
+def option(name, kind):
+    value, size = kind(), ctypes.c_size_t(ctypes.sizeof(kind))
+    assert mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)) == 0, name
+    return value.value
+print(option('opt.narenas', ctypes.c_uint), option('opt.oversize_threshold', ctypes.c_size_t),
+      option('opt.dirty_decay_ms', ctypes.c_ssize_t), option('opt.muzzy_decay_ms', ctypes.c_ssize_t), os.environ.get('MALLOC_CONF'))
+"""
+
+
+@pytest.mark.skipif(find_allocator("jemalloc") is None, reason="the system has no jemalloc (apt: libjemalloc2)")
+def test_jemalloc_runs_with_one_arena_and_keeps_its_pages_unless_the_user_says_otherwise(tmp_path):
+    """One arena, large buffers in it, freed pages kept (docs/speed.md: 17.5 s instead of 12 without, and
+    more memory); a user's MALLOC_CONF comes after fnet's, so its options win."""
+    missing = ["align", str(tmp_path / "no-such-folder"), "-o", str(tmp_path / "out")]
+    ours = "narenas:1,oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    assert cli_then(JEMALLOC_OPTIONS, *missing, variable="MALLOC_CONF") == f"1 0 -1 -1 {ours}"
+    taken = cli_then(JEMALLOC_OPTIONS, *missing, variable="MALLOC_CONF", given="narenas:2,dirty_decay_ms:5000")
+    assert taken == f"2 0 5000 -1 {ours},narenas:2,dirty_decay_ms:5000"
+
+
+def test_an_unknown_allocator_name_says_so_and_keeps_the_systems(tmp_path):
+    run = subprocess.run([sys.executable, "-c", CLI_THEN + ALLOCATOR, "align", str(tmp_path / "none"), "-o", str(tmp_path / "out")],
+                         env=os.environ | {"FNET_MALLOC": "hoard"}, capture_output=True, text=True, timeout=120, check=False)
+    assert run.stdout.strip().splitlines()[-1] == f"system {os.environ.get('LD_PRELOAD')}"
+    assert "$FNET_MALLOC=hoard is none of jemalloc, tcmalloc, system" in run.stderr

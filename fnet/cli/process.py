@@ -9,24 +9,20 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import sysconfig
-from pathlib import Path
 
-MALLOC = "FNET_MALLOC"  # "system" keeps glibc's allocator
-_PRELOADED = "FNET_TCMALLOC_PRELOADED"  # set in the re-run: the path preloaded
-_ran_under_tcmalloc = False  # this process is that re-run (the variable above is gone by then)
-TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")  # Debian/Ubuntu: libtcmalloc-minimal4
+from fnet.cli.allocator import use_allocator
+
 SPIN_COUNT = "30000"  # libgomp's GOMP_SPINCOUNT: about 0.3 ms (its own default, 3 ms; PASSIVE alone, 0)
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 KERNEL_CACHE = "64"  # oneDNN kernels kept by commands that stream photos
-# Commands that run long over many photos, or serve: worth the 0.1-0.15 s of starting twice (tcmalloc)
+# Commands that run long over many photos, or serve: worth the 0.1-0.15 s of starting twice (the allocator)
 LONG_RUNNING = frozenset({"align", "embed", "index", "search", "cluster", "evaluate", "train", "serve", "people", "recognize"})
 
 
 def prepare(argv: list[str]) -> None:
     """Everything below, in order: the allocator first (it may re-run the process)."""
     if LONG_RUNNING & set(argv) and not {"-h", "--help", "--version"} & set(argv):
-        use_tcmalloc()
+        use_allocator()
     wait_briefly()
     cap_malloc_arenas()
     bound_kernel_cache(argv)
@@ -48,55 +44,8 @@ def wait_briefly() -> None:
         os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
-def find_tcmalloc() -> Path | None:
-    """tcmalloc's shared library where the system's package manager (or conda) puts it, or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    arch = sysconfig.get_config_var("MULTIARCH") or ""
-    folders = [Path(sys.prefix, "lib"), *(Path(root, arch) for root in ("/usr/lib", "/lib") if arch), Path("/usr/lib64"), Path("/usr/lib")]
-    return next((folder / name for name in TCMALLOC_NAMES for folder in folders if (folder / name).is_file()), None)
-
-
-def use_tcmalloc() -> None:
-    """Run this command under tcmalloc when the system has it: its memory stays flat over a library.
-
-    glibc's heap fills with free holes under photos of every size: `fnet align` peaked at 0.83
-    GiB over 1,000 photos and 1.04 over 5,000; under tcmalloc 0.70 and 0.73, and 10% sooner
-    (docs/speed.md). An allocator can only be chosen before a process starts, so the command
-    runs itself again, once, with tcmalloc preloaded (as torch's own CPU launcher does); the
-    preload is not passed on to the programs it starts. Only for LONG_RUNNING commands (a
-    quick `fnet verify` would pay 0.1-0.15 s for nothing); not when $LD_PRELOAD is already set
-    or $FNET_MALLOC=system.
-    """
-    global _ran_under_tcmalloc
-    preloaded = os.environ.pop(_PRELOADED, None)
-    if preloaded is not None:  # the re-run: children (Ray, worker processes) start as they would
-        if os.environ.get("LD_PRELOAD") == preloaded:
-            del os.environ["LD_PRELOAD"]
-        _ran_under_tcmalloc = True  # a second call in this process must not run it once more
-        return
-    if _ran_under_tcmalloc:
-        return
-    if os.environ.get(MALLOC, "tcmalloc") != "tcmalloc" or os.environ.get("LD_PRELOAD"):
-        return
-    library = find_tcmalloc()
-    if library is None:
-        return
-    env = os.environ | {
-        "LD_PRELOAD": str(library),
-        _PRELOADED: str(library),
-        # tcmalloc writes a line to stderr for every allocation over 1 GiB by default: a large photo's tensors
-        "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": os.environ.get("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(2**40)),
-    }
-    sys.stdout.flush(), sys.stderr.flush()
-    try:
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
-    except OSError:  # cannot re-run (odd interpreter path): glibc it is
-        pass
-
-
 def cap_malloc_arenas(arenas: int = 1) -> None:
-    """At most `arenas` glibc heaps, unless $MALLOC_ARENA_MAX says otherwise (moot under tcmalloc).
+    """At most `arenas` glibc heaps, unless $MALLOC_ARENA_MAX says otherwise (moot under jemalloc or tcmalloc).
 
     glibc gives each allocating thread its own heap (up to 8 per core), and photo buffers of
     0.1-40 MB freed across the decoding threads fragment them. `fnet align` over 5,000 photos
