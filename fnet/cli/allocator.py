@@ -89,13 +89,15 @@ def use_allocator() -> None:
     tcmalloc's peak still rose 9.5-13% from 1,000 photos to 20,000; jemalloc's, set as
     ALLOCATORS says, 4.7% (0.47 -> 0.50 GiB) at the same speed (docs/speed.md). The command
     runs itself again with the library preloaded (as torch's own CPU launcher does); the
-    preload is not passed on to the programs it starts.
-    Only for LONG_RUNNING commands (a quick `fnet verify` would pay 0.1-0.15 s for nothing);
-    not when $LD_PRELOAD is already set or $FNET_MALLOC=system.
+    preload is not passed on to the programs it starts. `fnet.cli.process.prepare` calls it for
+    LONG_RUNNING commands only (a quick `fnet verify` would pay 0.1-0.15 s for nothing); nothing
+    happens when $LD_PRELOAD is already set or $FNET_MALLOC=system.
     """
     global _preloaded_already
     preloaded = os.environ.pop(_PRELOADED, None)
-    if preloaded is not None:  # the re-run: children (Ray, worker processes) start as they would
+    # The re-run: children (Ray, worker processes) start under glibc as they would. MALLOC_CONF stays set:
+    # glibc ignores it, and a child that preloads jemalloc itself gets the same settings.
+    if preloaded is not None:
         if os.environ.get("LD_PRELOAD") == preloaded:
             del os.environ["LD_PRELOAD"]
         _preloaded_already = True  # a second call in this process must not run it once more
